@@ -1,0 +1,36 @@
+# Two entry points: `make run` (demo against the shipped model) and `make test` (the whole suite).
+# Each does its own set-up in .venv, so a fresh clone needs nothing installed by hand.
+
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+# The exact torch that CI tests; pyproject.toml accepts any torch>=2.4 for users.
+TORCH_VERSION := 2.13.0
+
+.PHONY: run test venv test-venv editors clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+
+$(VENV)/.installed: pyproject.toml | $(BIN)/python
+	$(BIN)/pip install --quiet torch==$(TORCH_VERSION)
+	$(BIN)/pip install --quiet -e .
+	touch $@
+
+$(VENV)/.installed-test: pyproject.toml $(VENV)/.installed
+	$(BIN)/pip install --quiet -e '.[test]'
+	touch $@
+
+venv: $(VENV)/.installed
+
+test-venv: $(VENV)/.installed-test
+
+run: venv
+	$(BIN)/python -m tiny_copilot.server.demo
+
+test: test-venv
+	$(BIN)/python -m pytest
+
+clean:
+	rm -rf $(VENV) .pytest_cache

@@ -1,0 +1,1 @@
+"""The Transformer, its KV cache, the sampler and the checkpoint format."""

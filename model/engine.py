@@ -1,0 +1,158 @@
+"""Incremental generation with a KV cache kept between calls.
+
+Boundary: token ids in, token ids and text out. The engine knows nothing about documents, cursors or
+LSP; the server and the `complete` command build prompts and post-process. Each call reuses the
+cached positions that match the new prompt's longest common prefix and prefills only the rest.
+One engine serves one caller at a time.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from functools import lru_cache
+
+import torch
+
+from .sampler import SamplingConfig, find_stop, sample_next
+from .tokenizer import CodeTokenizer
+from .transformer import GPT
+
+StopRule = Callable[[str], "int | None"]
+"""Given the text generated so far, return where to cut it and stop, or None to go on."""
+
+
+class GenerationCancelled(Exception):
+    """The caller's cancel check returned True between two decoding steps."""
+
+
+@dataclass
+class Generation:
+    text: str
+    """Generated text, cut before any stop; starts with the healed text when healing was asked."""
+    token_ids: list[int]
+    prompt_tokens: int
+    reused_tokens: int
+    """Prompt tokens whose keys and values came from the cache."""
+    stop_reason: str
+    """One of "end_of_text", "stop", "max_tokens", "context_full"."""
+    prefill_ms: float
+    decode_ms: float
+
+
+class Engine:
+    def __init__(self, model: GPT, tokenizer: CodeTokenizer) -> None:
+        self.model = model.eval()
+        self.tokenizer = tokenizer
+        self.cache = model.new_cache()
+        self.cached_ids: list[int] = []
+        self._special_ids = tokenizer.specials.all()
+
+    @property
+    def max_seq_len(self) -> int:
+        return self.model.config.max_seq_len
+
+    def reset(self) -> None:
+        self.cache.truncate(0)
+        self.cached_ids = []
+
+    @torch.inference_mode()
+    def prefill(self, prompt_ids: Sequence[int]) -> tuple[torch.Tensor, int]:
+        """Bring the cache to `prompt_ids` and return (logits of the next token, reused token count)."""
+        if not prompt_ids:
+            raise ValueError("prompt must contain at least one token")
+        if len(prompt_ids) > self.max_seq_len:
+            raise ValueError(f"prompt of {len(prompt_ids)} tokens exceeds the model context of {self.max_seq_len}")
+        reused = _common_prefix_length(self.cached_ids, prompt_ids)
+        # At least one token must run through the model to produce next-token logits.
+        reused = min(reused, len(prompt_ids) - 1)
+        self.cache.truncate(reused)
+        self.cached_ids = list(prompt_ids[:reused])
+        new_ids = torch.tensor([prompt_ids[reused:]], dtype=torch.long, device=self.cache.keys[0].device)
+        logits_BTV = self.model(new_ids, cache=self.cache, last_only=True)
+        self.cached_ids.extend(prompt_ids[reused:])
+        return logits_BTV[0, -1], reused
+
+    @torch.inference_mode()
+    def generate(
+        self,
+        prompt_ids: Sequence[int],
+        config: SamplingConfig,
+        generator: torch.Generator | None = None,
+        healing_prefix: str = "",
+        stop_rule: StopRule | None = None,
+        is_cancelled: Callable[[], bool] | None = None,
+    ) -> Generation:
+        """Continue `prompt_ids`.
+
+        `healing_prefix` is text removed from the end of the prompt ("token healing"): the first new
+        token must start with it, so the model can pick the token it would naturally use there.
+        `is_cancelled` is checked before every decoding step; when it returns True the call raises
+        GenerationCancelled within one step.
+        """
+        started = time.perf_counter()
+        logits_V, reused = self.prefill(prompt_ids)
+        prefill_done = time.perf_counter()
+
+        allowed_V = self._healing_mask(healing_prefix) if healing_prefix else None
+        decoder = self.tokenizer.incremental_decoder()
+        text, new_ids, stop_reason = "", [], "max_tokens"
+        for _ in range(config.max_new_tokens):
+            if is_cancelled is not None and is_cancelled():
+                raise GenerationCancelled()
+            token = sample_next(logits_V, config, generator, allowed_V)
+            allowed_V = None
+            if token in self._special_ids:
+                stop_reason = "end_of_text"
+                break
+            new_ids.append(token)
+            text += decoder.decode(self.tokenizer.token_bytes[token])
+            cut = _first_cut(text, config.stop_strings, stop_rule)
+            if cut is not None:
+                text, stop_reason = text[:cut], "stop"
+                break
+            if len(self.cached_ids) >= self.max_seq_len:
+                stop_reason = "context_full"
+                break
+            logits_V = self.model(torch.tensor([[token]], device=self.cache.keys[0].device), cache=self.cache, last_only=True)[0, -1]
+            self.cached_ids.append(token)
+        else:
+            text += decoder.decode(b"", final=True)
+
+        return Generation(
+            text=text,
+            token_ids=new_ids,
+            prompt_tokens=len(prompt_ids),
+            reused_tokens=reused,
+            stop_reason=stop_reason,
+            prefill_ms=(prefill_done - started) * 1000,
+            decode_ms=(time.perf_counter() - prefill_done) * 1000,
+        )
+
+    def _healing_mask(self, healing_prefix: str) -> torch.Tensor:
+        return _healing_mask_cached(self.tokenizer, healing_prefix.encode("utf-8"), self.model.config.vocab_size)
+
+
+@lru_cache(maxsize=256)
+def _healing_mask_cached(tokenizer: CodeTokenizer, removed: bytes, vocab_size: int) -> torch.Tensor:
+    """Boolean mask of ids whose bytes start with `removed`."""
+    mask_V = torch.zeros(vocab_size, dtype=torch.bool)
+    matches = [i for i, b in enumerate(tokenizer.token_bytes) if b.startswith(removed)]
+    if not matches:
+        raise ValueError(f"no token starts with {removed!r}; token healing cannot apply here")
+    mask_V[matches] = True
+    return mask_V
+
+
+def _first_cut(text: str, stop_strings: tuple[str, ...], stop_rule: StopRule | None) -> int | None:
+    cuts = [c for c in (find_stop(text, stop_strings), stop_rule(text) if stop_rule else None) if c is not None]
+    return min(cuts) if cuts else None
+
+
+def _common_prefix_length(a: Sequence[int], b: Sequence[int]) -> int:
+    n = min(len(a), len(b))
+    i = 0
+    while i < n and a[i] == b[i]:
+        i += 1
+    return i

@@ -1,0 +1,168 @@
+"""A small decoder-only Transformer for code.
+
+Shape legend: B batch, T new tokens, S cached plus new tokens, D d_model, H heads, K head_dim,
+V vocab_size.
+
+Design: pre-norm blocks with RMSNorm, rotary position embeddings, causal attention through
+`scaled_dot_product_attention`, GELU MLP, no biases, input and output embeddings tied (at 1-10M
+parameters the embedding table is a large share of the model, so tying saves up to a third of it).
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .config import ModelConfig
+from .kv_cache import KVCache
+
+
+def rotary_tables(head_dim: int, max_seq_len: int, theta: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """Return cos and sin tables shaped (max_seq_len, head_dim / 2)."""
+    inv_freq = 1.0 / (theta ** (torch.arange(0, head_dim, 2, dtype=torch.float32) / head_dim))
+    angles = torch.outer(torch.arange(max_seq_len, dtype=torch.float32), inv_freq)
+    return angles.cos(), angles.sin()
+
+
+def apply_rotary(x_BHTK: torch.Tensor, cos_TK: torch.Tensor, sin_TK: torch.Tensor) -> torch.Tensor:
+    half = x_BHTK.shape[-1] // 2
+    x1, x2 = x_BHTK[..., :half], x_BHTK[..., half:]
+    cos, sin = cos_TK.to(x_BHTK.dtype), sin_TK.to(x_BHTK.dtype)
+    return torch.cat((x1 * cos - x2 * sin, x1 * sin + x2 * cos), dim=-1)
+
+
+class Attention(nn.Module):
+    def __init__(self, config: ModelConfig) -> None:
+        super().__init__()
+        self.n_heads = config.n_heads
+        self.head_dim = config.head_dim
+        self.qkv = nn.Linear(config.d_model, 3 * config.d_model, bias=False)
+        self.proj = nn.Linear(config.d_model, config.d_model, bias=False)
+
+    def forward(
+        self,
+        x_BTD: torch.Tensor,
+        cos_TK: torch.Tensor,
+        sin_TK: torch.Tensor,
+        cache: KVCache | None,
+        layer: int,
+    ) -> torch.Tensor:
+        B, T, D = x_BTD.shape
+        q_BTD, k_BTD, v_BTD = self.qkv(x_BTD).split(D, dim=2)
+        q_BHTK = apply_rotary(q_BTD.view(B, T, self.n_heads, self.head_dim).transpose(1, 2), cos_TK, sin_TK)
+        k_BHTK = apply_rotary(k_BTD.view(B, T, self.n_heads, self.head_dim).transpose(1, 2), cos_TK, sin_TK)
+        v_BHTK = v_BTD.view(B, T, self.n_heads, self.head_dim).transpose(1, 2)
+
+        start = 0
+        k_BHSK, v_BHSK = k_BHTK, v_BHTK
+        if cache is not None:
+            start = cache.length
+            k_BHSK, v_BHSK = cache.write(layer, k_BHTK.to(cache.keys[layer].dtype), v_BHTK.to(cache.values[layer].dtype))
+            k_BHSK, v_BHSK = k_BHSK.to(q_BHTK.dtype), v_BHSK.to(q_BHTK.dtype)
+
+        if start == 0:
+            y_BHTK = F.scaled_dot_product_attention(q_BHTK, k_BHSK, v_BHSK, is_causal=True)
+        elif T == 1:
+            # One new query may look at every cached position, so no mask is needed.
+            y_BHTK = F.scaled_dot_product_attention(q_BHTK, k_BHSK, v_BHSK)
+        else:
+            # is_causal aligns the mask to the top-left corner, which is wrong once a prefix is
+            # cached: query i sits at absolute position start + i.
+            S = start + T
+            query_pos = torch.arange(start, S, device=x_BTD.device)[:, None]
+            key_pos = torch.arange(S, device=x_BTD.device)[None, :]
+            y_BHTK = F.scaled_dot_product_attention(q_BHTK, k_BHSK, v_BHSK, attn_mask=key_pos <= query_pos)
+
+        return self.proj(y_BHTK.transpose(1, 2).reshape(B, T, D))
+
+
+class MLP(nn.Module):
+    def __init__(self, config: ModelConfig) -> None:
+        super().__init__()
+        self.fc = nn.Linear(config.d_model, config.mlp_ratio * config.d_model, bias=False)
+        self.proj = nn.Linear(config.mlp_ratio * config.d_model, config.d_model, bias=False)
+
+    def forward(self, x_BTD: torch.Tensor) -> torch.Tensor:
+        return self.proj(F.gelu(self.fc(x_BTD), approximate="tanh"))
+
+
+class Block(nn.Module):
+    def __init__(self, config: ModelConfig) -> None:
+        super().__init__()
+        self.attn_norm = nn.RMSNorm(config.d_model)
+        self.attn = Attention(config)
+        self.mlp_norm = nn.RMSNorm(config.d_model)
+        self.mlp = MLP(config)
+
+    def forward(self, x_BTD, cos_TK, sin_TK, cache: KVCache | None, layer: int) -> torch.Tensor:
+        x_BTD = x_BTD + self.attn(self.attn_norm(x_BTD), cos_TK, sin_TK, cache, layer)
+        return x_BTD + self.mlp(self.mlp_norm(x_BTD))
+
+
+class GPT(nn.Module):
+    def __init__(self, config: ModelConfig) -> None:
+        super().__init__()
+        self.config = config
+        self.embed = nn.Embedding(config.vocab_size, config.d_model)
+        self.blocks = nn.ModuleList(Block(config) for _ in range(config.n_layers))
+        self.final_norm = nn.RMSNorm(config.d_model)
+        cos, sin = rotary_tables(config.head_dim, config.max_seq_len, config.rope_theta)
+        # Not persistent: the tables are recomputed from the config, so checkpoints hold weights only.
+        self.register_buffer("rope_cos", cos, persistent=False)
+        self.register_buffer("rope_sin", sin, persistent=False)
+        self.apply(self._init_weights)
+        # Scaled init of the projections that write into the residual stream (GPT-2), so the
+        # residual variance does not grow with depth.
+        for name, param in self.named_parameters():
+            if name.endswith("attn.proj.weight") or name.endswith("mlp.proj.weight"):
+                nn.init.normal_(param, mean=0.0, std=0.02 / math.sqrt(2 * config.n_layers))
+
+    @staticmethod
+    def _init_weights(module: nn.Module) -> None:
+        if isinstance(module, (nn.Linear, nn.Embedding)):
+            nn.init.normal_(module.weight, mean=0.0, std=0.02)
+
+    def num_parameters(self) -> int:
+        """Count every parameter once; the tied output head adds none."""
+        return sum(p.numel() for p in self.parameters())
+
+    def new_cache(self, batch_size: int = 1, dtype: torch.dtype | None = None) -> KVCache:
+        c = self.config
+        weight = self.embed.weight
+        return KVCache(c.n_layers, c.n_heads, c.head_dim, c.max_seq_len, batch_size, dtype or weight.dtype, weight.device)
+
+    def forward(
+        self,
+        idx_BT: torch.Tensor,
+        targets_BT: torch.Tensor | None = None,
+        cache: KVCache | None = None,
+        last_only: bool = False,
+    ) -> torch.Tensor:
+        """Return logits (B, T, V), or (B, 1, V) with `last_only`, or the mean loss when `targets_BT` is given.
+
+        With a cache, `idx_BT` holds only the new tokens; they sit at positions
+        [cache.length, cache.length + T) and the cache advances by T. Targets equal to -1 are ignored.
+        """
+        B, T = idx_BT.shape
+        start = cache.length if cache is not None else 0
+        if start + T > self.config.max_seq_len:
+            raise ValueError(f"sequence of {start + T} tokens exceeds max_seq_len {self.config.max_seq_len}")
+        cos_TK = self.rope_cos[start : start + T]
+        sin_TK = self.rope_sin[start : start + T]
+
+        x_BTD = self.embed(idx_BT)
+        for layer, block in enumerate(self.blocks):
+            x_BTD = block(x_BTD, cos_TK, sin_TK, cache, layer)
+        if cache is not None:
+            cache.advance(T)
+        x_BTD = self.final_norm(x_BTD)
+
+        if targets_BT is not None:
+            logits_BTV = F.linear(x_BTD, self.embed.weight)
+            return F.cross_entropy(logits_BTV.float().view(B * T, -1), targets_BT.reshape(-1), ignore_index=-1)
+        if last_only:
+            x_BTD = x_BTD[:, -1:, :]
+        return F.linear(x_BTD, self.embed.weight)
