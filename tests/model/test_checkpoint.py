@@ -1,0 +1,76 @@
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+import torch
+
+from tiny_copilot.model.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
+
+
+@pytest.fixture()
+def checkpoint_copy(untrained_checkpoint: Path, tmp_path: Path) -> Path:
+    path = tmp_path / "ckpt"
+    shutil.copytree(untrained_checkpoint, path)
+    return path
+
+
+def test_round_trip_keeps_weights(checkpoint_copy: Path, tmp_path: Path) -> None:
+    original = load_checkpoint(checkpoint_copy)
+    save_checkpoint(tmp_path / "again", original.model, original.tokenizer, {"step": 3})
+    reloaded = load_checkpoint(tmp_path / "again")
+
+    for name, tensor in original.model.state_dict().items():
+        torch.testing.assert_close(reloaded.model.state_dict()[name], tensor)
+    assert reloaded.meta["step"] == 3
+
+
+def test_bfloat16_storage_loads_as_float32(checkpoint_copy: Path, tmp_path: Path) -> None:
+    original = load_checkpoint(checkpoint_copy)
+    save_checkpoint(tmp_path / "half", original.model, original.tokenizer, {}, weights_dtype=torch.bfloat16)
+
+    reloaded = load_checkpoint(tmp_path / "half")
+
+    assert reloaded.model.embed.weight.dtype == torch.float32
+    assert (tmp_path / "half" / "model.safetensors").stat().st_size < (checkpoint_copy / "model.safetensors").stat().st_size
+
+
+def test_missing_folder_names_the_fix(tmp_path: Path) -> None:
+    with pytest.raises(CheckpointError, match="tiny-copilot models"):
+        load_checkpoint(tmp_path / "nowhere")
+
+
+def test_truncated_weights_are_reported(checkpoint_copy: Path) -> None:
+    weights = checkpoint_copy / "model.safetensors"
+    weights.write_bytes(weights.read_bytes()[:1000])
+    with pytest.raises(CheckpointError, match="corrupt or truncated"):
+        load_checkpoint(checkpoint_copy)
+
+
+def test_tokenizer_from_another_run_is_reported(checkpoint_copy: Path) -> None:
+    config = json.loads((checkpoint_copy / "config.json").read_text())
+    config["tokenizer_sha256"] = "0" * 64
+    (checkpoint_copy / "config.json").write_text(json.dumps(config))
+    with pytest.raises(CheckpointError, match="does not belong to this model"):
+        load_checkpoint(checkpoint_copy)
+
+
+def test_shape_mismatch_is_reported(checkpoint_copy: Path) -> None:
+    config = json.loads((checkpoint_copy / "config.json").read_text())
+    config["model"]["d_model"] = 32
+    config["model"]["n_heads"] = 2
+    (checkpoint_copy / "config.json").write_text(json.dumps(config))
+    with pytest.raises(CheckpointError, match="different runs"):
+        load_checkpoint(checkpoint_copy)
+
+
+def test_garbage_config_is_reported(checkpoint_copy: Path) -> None:
+    (checkpoint_copy / "config.json").write_text("{not json")
+    with pytest.raises(CheckpointError, match="not valid JSON"):
+        load_checkpoint(checkpoint_copy)
+
+
+def test_interrupted_swap_falls_back_to_old_copy(checkpoint_copy: Path) -> None:
+    old = checkpoint_copy.with_name(checkpoint_copy.name + ".old")
+    checkpoint_copy.rename(old)
+    assert load_checkpoint(checkpoint_copy).path == old
