@@ -17,6 +17,9 @@ class CodeTokenizer:
     """A `tokenizers.Tokenizer` plus the per-token byte table that sampling and token healing need."""
 
     def __init__(self, tokenizer: Tokenizer, json_text: str) -> None:
+        # Without this flag, code that spells "<|endoftext|>" would encode to the special id and cut a
+        # training document in two. tokenizer.json does not store the flag (tokenizers 0.23), so set it here.
+        tokenizer.encode_special_tokens = True
         self.inner = tokenizer
         self.json_text = json_text
         self.specials = SpecialIds(tokenizer.token_to_id)
