@@ -1,0 +1,142 @@
+"""The completion core: document text and a cursor in, one suggestion out.
+
+The LSP server, the `tiny-copilot complete` command and the evaluation all call `Completer.complete`,
+so they share one code path. Callers convert LSP positions and line endings first: `text` uses "\\n"
+line endings and `offset` is a Python str index. One `Completer` owns one `Engine`, whose KV cache
+persists between calls, so it serves one request at a time.
+
+Steps of `complete`: build an SPM prompt within the token budgets (server/prompt.py), choose single-
+or multi-line mode, generate with the mode's stop rule, then clean the text (server/postprocess.py).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import torch
+
+from tiny_copilot.model.engine import Engine
+from tiny_copilot.model.sampler import SamplingConfig
+
+from .postprocess import CursorContext, Mode, choose_mode, cut_index, finalize
+from .prompt import PromptBudget, build_prompt, fit_budgets
+from .settings import ServerSettings
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Suggestion:
+    """Text to insert at the cursor, with how it was made."""
+
+    text: str
+    """Text to insert at the cursor, with "\\n" line endings."""
+    replace_suffix_chars: int
+    """Characters right after the cursor, on its line, that the insertion replaces (such as an auto-inserted ")")."""
+    prompt_tokens: int
+    reused_tokens: int
+    """Prompt tokens whose keys and values came from the engine's cache."""
+    elapsed_ms: float
+    """Time spent in `Completer.complete`, prompt building and clean-up included."""
+    mode: Mode = "single"
+    stop_reason: str = ""
+    """The engine's stop reason: "end_of_text", "stop", "max_tokens" or "context_full"."""
+
+
+class Completer:
+    """Turns (text, cursor) into a `Suggestion` with one engine; not thread-safe."""
+
+    def __init__(self, engine: Engine, settings: ServerSettings) -> None:
+        self.engine = engine
+        self.settings = settings
+        self.budget = self._fit_budget(settings)
+
+    def update_settings(self, settings: ServerSettings) -> None:
+        """Use `settings` from the next request on; the checkpoint field is the caller's to apply."""
+        self.settings = settings
+        self.budget = self._fit_budget(settings)
+
+    def complete(
+        self,
+        text: str,
+        offset: int,
+        language_id: str | None = None,
+        is_cancelled: Callable[[], bool] | None = None,
+    ) -> Suggestion | None:
+        """Suggest text to insert at str index `offset` of `text`; None when nothing is worth showing.
+
+        Raise ValueError for an offset outside the text and model.engine.GenerationCancelled when
+        `is_cancelled` returns True during generation.
+        """
+        started = time.perf_counter()
+        settings = self.settings
+        if not 0 <= offset <= len(text):
+            raise ValueError(f"cursor offset {offset} is outside the document of {len(text)} characters")
+        if not settings.is_language_enabled(language_id):
+            log.debug("completion skipped: language %r is not in enabledLanguages", language_id)
+            return None
+
+        context = CursorContext.from_text(text, offset, language_id)
+        mode = choose_mode(context, settings.multiline)
+        prompt = build_prompt(self.engine.tokenizer, text, offset, self.budget, settings.token_healing)
+        healing = prompt.healing_prefix
+
+        def stop_rule(generated: str) -> int | None:
+            # The engine's text starts with the healed text, which sits before the cursor.
+            if len(generated) < len(healing):
+                return None
+            cut = cut_index(generated[len(healing) :], context, mode, settings.max_lines)
+            return None if cut is None else cut + len(healing)
+
+        generation = self.engine.generate(
+            prompt.ids,
+            SamplingConfig(temperature=settings.temperature, max_new_tokens=self.budget.max_new_tokens),
+            generator=self._generator(settings),
+            healing_prefix=healing,
+            stop_rule=stop_rule,
+            is_cancelled=is_cancelled,
+        )
+
+        insertion = generation.text[len(healing) :] if generation.text.startswith(healing) else ""
+        truncated = generation.stop_reason in ("max_tokens", "context_full")
+        result = finalize(insertion, context, mode, settings.max_lines, truncated)
+        elapsed_ms = (time.perf_counter() - started) * 1000
+        log.debug(
+            "completion: offset %d, mode %s, %d prompt tokens (%d cached), healing %r, %s, %.1f ms",
+            offset, mode, len(prompt.ids), generation.reused_tokens, healing, generation.stop_reason, elapsed_ms,
+        )  # fmt: skip
+        if result is None:
+            return None
+        return Suggestion(
+            text=result[0],
+            replace_suffix_chars=result[1],
+            prompt_tokens=len(prompt.ids),
+            reused_tokens=generation.reused_tokens,
+            elapsed_ms=elapsed_ms,
+            mode=mode,
+            stop_reason=generation.stop_reason,
+        )
+
+    def _fit_budget(self, settings: ServerSettings) -> PromptBudget:
+        max_seq_len = self.engine.max_seq_len
+        budget = fit_budgets(
+            settings.prefix_budget_tokens, settings.suffix_budget_tokens, settings.max_new_tokens, max_seq_len
+        )
+        requested = (settings.prefix_budget_tokens, settings.suffix_budget_tokens, settings.max_new_tokens)
+        if (budget.prefix_tokens, budget.suffix_tokens, budget.max_new_tokens) != requested:
+            log.warning(
+                "token budgets (prefix %d, suffix %d, new %d) exceed the model context of %d tokens; "
+                "using prefix %d, suffix %d, new %d",
+                *requested, max_seq_len, budget.prefix_tokens, budget.suffix_tokens, budget.max_new_tokens,
+            )  # fmt: skip
+        return budget
+
+    @staticmethod
+    def _generator(settings: ServerSettings) -> torch.Generator | None:
+        """Return a generator seeded afresh per request, so sampling repeats for the same text and cursor."""
+        if settings.temperature == 0:
+            return None
+        return torch.Generator().manual_seed(settings.seed)

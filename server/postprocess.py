@@ -1,0 +1,303 @@
+"""Stop rules and clean-up of generated text, as pure functions of the text around the cursor.
+
+Definitions used throughout:
+- `line_before` / `line_after`: the cursor's line before and after the cursor.
+- The cursor is *at a line end* when `line_after` holds only closing brackets, quotes and `;:,`
+  (plus whitespace), such as the `)` an editor auto-inserts; otherwise it is *mid-line*.
+- Single-line mode: the suggestion ends at the first newline. Mid-line cursors always get it.
+- Multi-line mode, chosen by the `multiline` setting when the cursor is at a line end:
+  "always" at any line end; "auto" only when `line_before` is blank and the previous non-blank line
+  ends with a block opener (`:` in Python; `{`, `(` or `[` in every language); "never" not at all.
+  A multi-line suggestion ends before its first blank line, before a line indented less than its
+  first line (a dedent below the starting block), before a line that repeats the next non-blank
+  document line, and after `max_lines` lines.
+
+`cut_index` implements the line rules and serves both as the engine's stop rule during generation
+and after it; `finalize` then trims overlap with the document, fixes indentation and drops empty results.
+"""
+
+from __future__ import annotations
+
+import re
+from collections import Counter
+from dataclasses import dataclass
+from typing import Literal
+
+Mode = Literal["single", "multi"]
+
+OPENING_BRACKETS = "([{"
+CLOSING_BRACKETS = ")]}"
+QUOTES = "\"'`"
+LINE_END_CHARS = CLOSING_BRACKETS + QUOTES + ";:,"
+"""Characters that may follow the cursor while it still counts as being at the line end."""
+
+NEXT_LINES_READ = 16
+"""Document lines after the cursor's line kept for the repeated-line rules."""
+INDENT_SAMPLE_CHARS = 8000
+"""Characters before the cursor sampled to detect the document's indentation."""
+
+_LEADING_WHITESPACE = re.compile(r"[ \t]*")
+
+
+@dataclass(frozen=True)
+class IndentStyle:
+    """Indentation of a document: tabs, or `width` spaces per level."""
+
+    use_tabs: bool = False
+    width: int = 4
+
+
+@dataclass(frozen=True)
+class CursorContext:
+    """The text around the cursor that the stop rules and clean-up need; built in O(line length + sample)."""
+
+    line_before: str
+    line_after: str
+    previous_line: str
+    """The nearest non-blank line above the cursor's line; "" when none."""
+    next_lines: tuple[str, ...]
+    """Up to NEXT_LINES_READ non-blank document lines after the cursor's line."""
+    indent: IndentStyle
+    language_id: str | None = None
+
+    @classmethod
+    def from_text(cls, text: str, offset: int, language_id: str | None = None) -> CursorContext:
+        line_start = text.rfind("\n", 0, offset) + 1
+        line_end = text.find("\n", offset)
+        line_end = len(text) if line_end < 0 else line_end
+        return cls(
+            line_before=text[line_start:offset],
+            line_after=text[offset:line_end],
+            previous_line=_previous_nonblank_line(text, line_start),
+            next_lines=_next_nonblank_lines(text, line_end, NEXT_LINES_READ),
+            indent=detect_indent(text[max(0, line_start - INDENT_SAMPLE_CHARS) : line_start]),
+            language_id=language_id,
+        )
+
+    @property
+    def at_line_end(self) -> bool:
+        return all(char in LINE_END_CHARS for char in self.line_after.strip())
+
+
+def choose_mode(context: CursorContext, multiline: str) -> Mode:
+    """Pick single- or multi-line mode for the cursor, following the module's definitions."""
+    if not context.at_line_end or multiline == "never":
+        return "single"
+    if multiline == "always":
+        return "multi"
+    if context.line_before.strip():
+        return "single"
+    return "multi" if ends_with_block_opener(context.previous_line, context.language_id) else "single"
+
+
+def ends_with_block_opener(line: str, language_id: str | None) -> bool:
+    code = line.rstrip()
+    if language_id == "python" and code.endswith(":"):
+        return True
+    return code.endswith(("{", "(", "["))
+
+
+def cut_index(insertion: str, context: CursorContext, mode: Mode, max_lines: int) -> int | None:
+    """Return where `insertion` (text generated after the cursor) must end, or None to let it grow."""
+    first_newline = insertion.find("\n")
+    if mode == "single":
+        return first_newline if first_newline >= 0 else None
+
+    lines = insertion.split("\n")
+    reference_indent = None
+    line_start = 0
+    for number, line in enumerate(lines):
+        full_line = context.line_before + line if number == 0 else line
+        complete = number < len(lines) - 1
+        if number >= 1:
+            cut = line_start - 1  # just before the newline that starts this line
+            if number >= max_lines:
+                return cut
+            if complete and not line.strip():
+                return cut
+            if line.strip() and reference_indent is not None and indent_width(full_line, context.indent) < reference_indent:
+                return cut
+            if complete and context.next_lines and line.strip() == context.next_lines[0].strip():
+                return cut
+        if reference_indent is None and full_line.strip():
+            reference_indent = indent_width(full_line, context.indent)
+        line_start += len(line) + 1
+    return None
+
+
+def finalize(
+    insertion: str, context: CursorContext, mode: Mode, max_lines: int, truncated: bool = False
+) -> tuple[str, int] | None:
+    """Clean generated text into (text to insert, characters after the cursor it replaces), or None.
+
+    `truncated` says generation hit its token limit, so a multi-line suggestion's last line is
+    incomplete and is dropped. None means nothing worth showing: empty, whitespace-only, or a copy
+    of the lines that already follow the cursor.
+    """
+    insertion = insertion.replace("\r", "")
+    cut = cut_index(insertion, context, mode, max_lines)
+    if cut is not None:
+        insertion = insertion[:cut]
+    elif truncated and mode == "multi" and "\n" in insertion:
+        insertion = insertion[: insertion.rfind("\n")]
+    insertion = apply_indent_style(insertion.rstrip(), context.indent, context.line_before)
+
+    kept = drop_repeated_lines(insertion, context)
+    if kept is None:
+        return None
+    text, replace_chars = trim_line_after_overlap(kept, context.line_before, context.line_after)
+    if not text.strip():
+        return None
+    return text, replace_chars
+
+
+def drop_repeated_lines(insertion: str, context: CursorContext) -> str | None:
+    """Drop the suggestion's last lines when they repeat the non-blank lines that follow the cursor's line.
+
+    Return None when the whole suggestion, completed with the text around the cursor, repeats them.
+    """
+    lines = insertion.split("\n")
+    completed = list(lines)
+    completed[0] = context.line_before + completed[0]
+    completed[-1] = completed[-1] + context.line_after
+    for first in range(len(completed)):
+        tail = completed[first:]
+        if not tail[0].strip() or len(tail) > len(context.next_lines):
+            continue
+        if all(line.strip() == following.strip() for line, following in zip(tail, context.next_lines)):
+            return "\n".join(lines[:first]) if first > 0 else None
+    return insertion
+
+
+def trim_line_after_overlap(insertion: str, line_before: str, line_after: str) -> tuple[str, int]:
+    """Keep the suggestion from doubling the text after the cursor on its line.
+
+    `print(|)` with the model proposing `x)` becomes `x`. When the suggestion instead closes the
+    brackets after the cursor and goes on (`x) + 1`), it is kept whole and replaces them: the second
+    value is how many characters after the cursor the insertion replaces.
+    """
+    rest = line_after.rstrip()
+    if not rest.strip():
+        return insertion, 0
+
+    # Trim the longest end of the suggestion that equals the start of `rest`: the whole of `rest`, or
+    # a run of closing characters; closers trimmed must be ones the suggestion itself leaves unmatched.
+    unmatched = _unmatched_closers(insertion)
+    for length in range(min(len(insertion), len(rest)), 0, -1):
+        overlap = rest[:length]
+        if not insertion.endswith(overlap):
+            continue
+        if length < len(rest) and any(char not in LINE_END_CHARS for char in overlap):
+            continue
+        start = len(insertion) - length
+        if all(_closes_outside(insertion, line_before, index, unmatched) for index in range(start, len(insertion))):
+            return insertion[:start], 0
+
+    if all(char in CLOSING_BRACKETS for char in rest):
+        if "".join(insertion[index] for index in unmatched[: len(rest)]) == rest:
+            return insertion, len(rest)
+    return insertion, 0
+
+
+def apply_indent_style(insertion: str, style: IndentStyle, line_before: str) -> str:
+    """Rewrite the leading whitespace of the suggestion's lines in the document's tabs-or-spaces style.
+
+    The first line keeps its whitespace when the cursor is after code on its line.
+    """
+    lines = insertion.split("\n")
+    for number, line in enumerate(lines):
+        if number == 0 and line_before.strip():
+            continue
+        leading = _LEADING_WHITESPACE.match(line).group()  # type: ignore[union-attr]
+        if style.use_tabs and " " in leading:
+            columns = indent_width(leading, style)
+            leading_fixed = "\t" * (columns // style.width) + " " * (columns % style.width)
+        elif not style.use_tabs and "\t" in leading:
+            leading_fixed = leading.replace("\t", " " * style.width)
+        else:
+            continue
+        lines[number] = leading_fixed + line[len(leading) :]
+    return "\n".join(lines)
+
+
+def _unmatched_closers(text: str) -> list[int]:
+    """Return the indices of closing brackets in `text` that no opening bracket in `text` matches."""
+    stack: list[str] = []
+    unmatched: list[int] = []
+    for index, char in enumerate(text):
+        if char in OPENING_BRACKETS:
+            stack.append(char)
+        elif char in CLOSING_BRACKETS:
+            if stack and OPENING_BRACKETS[CLOSING_BRACKETS.index(char)] == stack[-1]:
+                stack.pop()
+            else:
+                unmatched.append(index)
+    return unmatched
+
+
+def _closes_outside(insertion: str, line_before: str, index: int, unmatched: list[int]) -> bool:
+    """Return whether the character at `index` may be trimmed as a copy of the text after the cursor.
+
+    A bracket qualifies when the suggestion leaves it unmatched; a quote when both the line before the
+    cursor and the suggestion hold an odd number of that quote, so it closes a string opened earlier.
+    """
+    char = insertion[index]
+    if char in CLOSING_BRACKETS:
+        return index in unmatched
+    if char in QUOTES:
+        return line_before.count(char) % 2 == 1 and insertion.count(char) % 2 == 1
+    return True
+
+
+def indent_width(line: str, style: IndentStyle) -> int:
+    """Return the width, in columns, of the leading whitespace of `line` (a tab counts `style.width`)."""
+    leading = _LEADING_WHITESPACE.match(line).group()  # type: ignore[union-attr]
+    return leading.count(" ") + leading.count("\t") * style.width
+
+
+def detect_indent(sample: str) -> IndentStyle:
+    """Detect tabs or spaces and the indentation width from the lines of `sample`; default 4 spaces."""
+    tab_lines = space_lines = 0
+    steps: Counter[int] = Counter()
+    previous = 0
+    for line in sample.split("\n"):
+        if not line.strip():
+            continue
+        leading = _LEADING_WHITESPACE.match(line).group()  # type: ignore[union-attr]
+        if leading.startswith("\t"):
+            tab_lines += 1
+        elif leading:
+            space_lines += 1
+            if leading.count(" ") > previous:
+                steps[leading.count(" ") - previous] += 1
+        previous = leading.count(" ") if not leading.startswith("\t") else previous
+    if tab_lines > space_lines:
+        return IndentStyle(use_tabs=True, width=4)
+    common = [step for step, _ in steps.most_common() if step in (2, 3, 4, 8)]
+    return IndentStyle(use_tabs=False, width=common[0] if common else 4)
+
+
+def _previous_nonblank_line(text: str, line_start: int, max_lines: int = 50) -> str:
+    end = line_start - 1
+    for _ in range(max_lines):
+        if end < 0:
+            return ""
+        start = text.rfind("\n", 0, end) + 1
+        if text[start:end].strip():
+            return text[start:end]
+        end = start - 1
+    return ""
+
+
+def _next_nonblank_lines(text: str, line_end: int, count: int, max_scanned: int = 200) -> tuple[str, ...]:
+    lines: list[str] = []
+    start = line_end + 1
+    for _ in range(max_scanned):
+        if start > len(text) or len(lines) == count:
+            break
+        end = text.find("\n", start)
+        end = len(text) if end < 0 else end
+        if text[start:end].strip():
+            lines.append(text[start:end])
+        start = end + 1
+    return tuple(lines)

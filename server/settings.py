@@ -1,0 +1,246 @@
+"""User settings of the completion server, declared once.
+
+`ServerSettings` is the single declaration: the LSP layer reads it from `initializationOptions` and
+`workspace/didChangeConfiguration`, the `tiny-copilot complete` command builds it from its flags, and
+the editor clients' defaults are checked against `settings_schema()` by a test.
+
+Editors send camelCase keys (`maxNewTokens`), optionally nested as `{"tinyCopilot": {...}}`;
+`ServerSettings.from_json` accepts those and snake_case alike. It never raises on a user's mistake:
+each invalid or unknown entry becomes a warning (name, value, expected) and the default is kept.
+"""
+
+from __future__ import annotations
+
+import ast
+import dataclasses
+import inspect
+import os
+from collections.abc import Callable
+from dataclasses import dataclass
+from functools import lru_cache
+from typing import Any, Literal
+
+Multiline = Literal["auto", "always", "never"]
+MULTILINE_MODES: tuple[str, ...] = ("auto", "always", "never")
+
+ALL_LANGUAGES = "*"
+"""The `enabled_languages` entry that enables completion in every language."""
+
+SETTINGS_SECTION = "tinyCopilot"
+"""The key under which editors nest our settings."""
+
+
+@dataclass(frozen=True)
+class ServerSettings:
+    """Every user-facing setting of the completion server, with its default."""
+
+    checkpoint: str | None = None
+    """Checkpoint folder to serve; null serves the model installed with the package."""
+    max_new_tokens: int = 48
+    """Maximum number of tokens generated for one suggestion."""
+    temperature: float = 0.0
+    """Sampling temperature; 0 picks the most likely token, so the same text and cursor give the same suggestion."""
+    seed: int = 0
+    """Seed of the random generator used when temperature is above 0; each request restarts from it."""
+    multiline: Multiline = "auto"
+    """When to suggest several lines: "auto" on a blank line after a block opener, "always" at any line end, "never"."""
+    max_lines: int = 8
+    """Maximum number of lines in a multi-line suggestion."""
+    enabled_languages: tuple[str, ...] = (
+        "python",
+        "c",
+        "cpp",
+        "javascript",
+        "typescript",
+        "java",
+        "go",
+        "rust",
+        "lua",
+        "shellscript",
+    )
+    """LSP language ids that get suggestions; "*" enables every language."""
+    prefix_budget_tokens: int = 768
+    """Maximum number of prompt tokens taken from the text before the cursor."""
+    suffix_budget_tokens: int = 256
+    """Maximum number of prompt tokens taken from the text after the cursor."""
+    threads: int = 2
+    """CPU threads for inference; values above the machine's core count are lowered to it."""
+    token_healing: bool = True
+    """Let the model re-choose the last prompt token, so a cursor inside a word completes that word."""
+
+    def __post_init__(self) -> None:
+        for field in dataclasses.fields(self):
+            expected = _invalid_reason(field.name, getattr(self, field.name))
+            if expected is not None:
+                raise ValueError(f"ServerSettings.{field.name} must be {expected}, got {getattr(self, field.name)!r}")
+
+    def is_language_enabled(self, language_id: str | None) -> bool:
+        """Return whether `language_id` gets suggestions; None (unknown language) counts as enabled."""
+        if language_id is None or ALL_LANGUAGES in self.enabled_languages:
+            return True
+        return language_id in self.enabled_languages
+
+    def effective_threads(self) -> int:
+        """Return `threads`, lowered to the number of CPU cores of this machine."""
+        return max(1, min(self.threads, os.cpu_count() or 1))
+
+    @classmethod
+    def from_json(cls, data: object) -> tuple[ServerSettings, list[str]]:
+        """Build settings from editor JSON; return them with one warning per rejected entry.
+
+        `data` may be None, a flat object or `{"tinyCopilot": {...}}`. Keys may be camelCase or
+        snake_case. Invalid values and unknown keys are reported and replaced by defaults.
+        """
+        warnings: list[str] = []
+        if data is None:
+            return cls(), warnings
+        if isinstance(data, dict) and isinstance(data.get(SETTINGS_SECTION), dict):
+            data = data[SETTINGS_SECTION]
+        if not isinstance(data, dict):
+            warnings.append(f"settings must be a JSON object, got {type(data).__name__}; using the defaults")
+            return cls(), warnings
+
+        values: dict[str, Any] = {}
+        for key, value in data.items():
+            name = _field_name(str(key))
+            if name is None:
+                warnings.append(f"unknown setting {key!r} ignored; known settings: {', '.join(_camel_names())}")
+                continue
+            value = _coerce(name, value)
+            expected = _invalid_reason(name, value)
+            if expected is not None:
+                default = _defaults()[name]
+                warnings.append(f"invalid setting {_camel(name)}={value!r}: expected {expected}; using the default {default!r}")
+                continue
+            values[name] = value
+        return cls(**values), warnings
+
+
+def settings_schema() -> list[dict[str, Any]]:
+    """Describe every setting for editor manifests: name (camelCase), key (field name), type, default, description.
+
+    `type` is a JSON-schema type; `enum`, `minimum` and `maximum` appear where they apply. Array
+    defaults are lists, so the result compares directly with a VS Code package.json.
+    """
+    descriptions = _field_docstrings()
+    schema = []
+    for field in dataclasses.fields(ServerSettings):
+        rule = _RULES[field.name]
+        default = _defaults()[field.name]
+        entry: dict[str, Any] = {
+            "name": _camel(field.name),
+            "key": field.name,
+            "type": rule.json_type,
+            "default": list(default) if isinstance(default, tuple) else default,
+            "description": descriptions[field.name],
+        }
+        if rule.enum:
+            entry["enum"] = list(rule.enum)
+        if rule.minimum is not None:
+            entry["minimum"] = rule.minimum
+        if rule.maximum is not None:
+            entry["maximum"] = rule.maximum
+        schema.append(entry)
+    return schema
+
+
+@dataclass(frozen=True)
+class _Rule:
+    json_type: str | list[str]
+    expected: str
+    check: Callable[[Any], bool]
+    enum: tuple[str, ...] = ()
+    minimum: float | None = None
+    maximum: float | None = None
+
+
+def _int_rule(minimum: int, maximum: int) -> _Rule:
+    def check(value: Any) -> bool:
+        return isinstance(value, int) and not isinstance(value, bool) and minimum <= value <= maximum
+
+    return _Rule("integer", f"an integer from {minimum} to {maximum}", check, minimum=minimum, maximum=maximum)
+
+
+def _is_language_list(value: Any) -> bool:
+    return isinstance(value, tuple) and all(isinstance(item, str) and item.strip() == item and item for item in value)
+
+
+def _is_number_in(value: Any, minimum: float, maximum: float) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and minimum <= value <= maximum
+
+
+# Upper limits keep a typo (an extra zero) from stalling the editor; the model's context length
+# lowers the token budgets further at serving time.
+_RULES: dict[str, _Rule] = {
+    "checkpoint": _Rule(["string", "null"], "a checkpoint folder path or null", lambda v: v is None or isinstance(v, str)),
+    "max_new_tokens": _int_rule(1, 512),
+    "temperature": _Rule(
+        "number", "a number from 0 to 2", lambda v: _is_number_in(v, 0.0, 2.0), minimum=0.0, maximum=2.0
+    ),
+    "seed": _int_rule(0, 2**31 - 1),
+    "multiline": _Rule("string", "one of " + ", ".join(MULTILINE_MODES), lambda v: v in MULTILINE_MODES, enum=MULTILINE_MODES),
+    "max_lines": _int_rule(1, 100),
+    "enabled_languages": _Rule("array", 'a list of LSP language ids such as ["python", "c"], or ["*"]', _is_language_list),
+    "prefix_budget_tokens": _int_rule(16, 16384),
+    "suffix_budget_tokens": _int_rule(0, 16384),
+    "threads": _int_rule(1, 256),
+    "token_healing": _Rule("boolean", "true or false", lambda v: isinstance(v, bool)),
+}
+
+
+def _invalid_reason(name: str, value: Any) -> str | None:
+    """Return what `name` expects when `value` is invalid, else None."""
+    rule = _RULES[name]
+    return None if rule.check(value) else rule.expected
+
+
+def _coerce(name: str, value: Any) -> Any:
+    """Convert JSON shapes to field types: arrays to tuples, "" to a null checkpoint, whole floats to ints."""
+    if isinstance(value, list):
+        return tuple(value)
+    if name == "checkpoint" and isinstance(value, str) and not value.strip():
+        return None  # VS Code string settings default to "", which means "not set"
+    if _RULES[name].json_type == "integer" and isinstance(value, float) and value.is_integer():
+        return int(value)
+    return value
+
+
+def _camel(name: str) -> str:
+    head, *rest = name.split("_")
+    return head + "".join(part.capitalize() for part in rest)
+
+
+def _camel_names() -> list[str]:
+    return [_camel(f.name) for f in dataclasses.fields(ServerSettings)]
+
+
+def _field_name(key: str) -> str | None:
+    by_key = {_camel(f.name): f.name for f in dataclasses.fields(ServerSettings)}
+    by_key.update({f.name: f.name for f in dataclasses.fields(ServerSettings)})
+    return by_key.get(key)
+
+
+@lru_cache(maxsize=1)
+def _defaults() -> dict[str, Any]:
+    defaults = ServerSettings()
+    return {f.name: getattr(defaults, f.name) for f in dataclasses.fields(ServerSettings)}
+
+
+@lru_cache(maxsize=1)
+def _field_docstrings() -> dict[str, str]:
+    """Read the string literal that follows each field in the class body, so descriptions live in one place."""
+    tree = ast.parse(inspect.getsource(ServerSettings))
+    body = tree.body[0].body  # type: ignore[attr-defined]
+    docs: dict[str, str] = {}
+    for statement, following in zip(body, body[1:]):
+        if (
+            isinstance(statement, ast.AnnAssign)
+            and isinstance(statement.target, ast.Name)
+            and isinstance(following, ast.Expr)
+            and isinstance(following.value, ast.Constant)
+            and isinstance(following.value.value, str)
+        ):
+            docs[statement.target.id] = following.value.value
+    missing = [f.name for f in dataclasses.fields(ServerSettings) if f.name not in docs]
+    assert not missing, f"ServerSettings fields without a docstring: {missing}"
+    return docs
