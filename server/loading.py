@@ -1,0 +1,116 @@
+"""Loading the model in the background, with $/progress and a clear message when it fails.
+
+Importing torch takes about a second, so nothing here imports it at module level: `initialize` is
+answered first, and the import happens on the inference thread when `initialized` starts the load.
+Until a model is ready, `ModelSlot.model` is None and requests get an empty result.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from .inference import IsCancelled, JobCancelled
+from .settings import ServerSettings
+
+if TYPE_CHECKING:
+    from .completion import Completer, Suggestion
+
+log = logging.getLogger(__name__)
+
+
+class ModelLoadError(Exception):
+    """The checkpoint cannot be served; the message names the folder and the fix."""
+
+
+@dataclass
+class LoadedModel:
+    """A checkpoint ready to serve, touched only on the inference thread."""
+
+    path: Path
+    completer: Completer
+    engine: Any
+    """The `tiny_copilot.model.engine.Engine` whose KV cache the completer reuses."""
+
+    def complete(
+        self, text: str, offset: int, language_id: str | None, is_cancelled: IsCancelled
+    ) -> Suggestion | None:
+        """Run the completer; a generation stopped by `is_cancelled` raises JobCancelled."""
+        from tiny_copilot.model.engine import GenerationCancelled
+
+        try:
+            return self.completer.complete(text, offset, language_id=language_id, is_cancelled=is_cancelled)
+        except GenerationCancelled:
+            raise JobCancelled() from None
+
+    def with_settings(self, settings: ServerSettings) -> LoadedModel:
+        """Return this model with new settings, keeping the engine and its KV cache."""
+        from .completion import Completer
+
+        _set_threads(settings)
+        return LoadedModel(self.path, Completer(self.engine, settings), self.engine)
+
+
+def resolve_checkpoint(cli_checkpoint: Path | None, settings: ServerSettings) -> Path:
+    """Pick the checkpoint: --checkpoint, else the `checkpoint` setting, else the shipped model."""
+    if cli_checkpoint is not None:
+        return cli_checkpoint
+    if settings.checkpoint is not None:
+        return Path(settings.checkpoint).expanduser()
+    from tiny_copilot.model.checkpoint import shipped_checkpoint_path
+
+    return shipped_checkpoint_path()
+
+
+def load_model(cli_checkpoint: Path | None, settings: ServerSettings, is_cancelled: IsCancelled) -> LoadedModel:
+    """Import torch, load and verify the checkpoint, and warm the model up (runs on the inference thread).
+
+    Raises ModelLoadError when the checkpoint is missing or broken.
+    """
+    started = time.perf_counter()
+    from tiny_copilot.model.checkpoint import CheckpointError, load_checkpoint
+    from tiny_copilot.model.engine import Engine
+
+    from .completion import Completer
+
+    _set_threads(settings)
+    path = resolve_checkpoint(cli_checkpoint, settings)
+    try:
+        checkpoint = load_checkpoint(path)
+    except CheckpointError as exc:
+        raise ModelLoadError(f"{exc}. Set the tinyCopilot.checkpoint setting or the --checkpoint option to a folder written by `tiny-copilot train`.") from exc
+
+    engine = Engine(checkpoint.model, checkpoint.tokenizer)
+    completer = Completer(engine, settings)
+    # The first forward pass allocates buffers and takes several times longer than later ones;
+    # paying for it here keeps it out of the first keystroke's latency.
+    completer.complete("\n", 1, language_id=None, is_cancelled=is_cancelled)
+    engine.reset()
+    log.info(
+        "loaded %s (%d parameters) in %.0f ms with %d threads",
+        path,
+        sum(p.numel() for p in checkpoint.model.parameters()),
+        (time.perf_counter() - started) * 1000,
+        settings.effective_threads(),
+    )
+    return LoadedModel(path, completer, engine)
+
+
+def _set_threads(settings: ServerSettings) -> None:
+    import torch
+
+    torch.set_num_threads(settings.effective_threads())
+
+
+class ModelSlot:
+    """The model being served (or None) and the state of its loading, owned by the event loop."""
+
+    def __init__(self) -> None:
+        self.model: LoadedModel | None = None
+        self.loading = False
+        self.error: str | None = None
+        self.generation = 0
+        """Counts load requests; a load that finishes after a newer one started is discarded."""

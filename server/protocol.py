@@ -1,0 +1,184 @@
+"""JSON-RPC fixes on top of pygls 2.1.1's LanguageServerProtocol.
+
+pygls 2.1.1 leaves some requests unanswered and answers others wrongly; each fix below names the
+behaviour it replaces:
+- a request whose params fail validation raised inside the JSON decoder, so the client got a
+  window/showMessage and never a response; it now gets -32602 (invalid params) with its id;
+- a body that is not JSON got no response; it now gets -32700 (parse error) with id null;
+- a message that is not a JSON-RPC object (an array, a number, no "jsonrpc", an id that is not an
+  integer or string) raised AttributeError or was served; it now gets -32600 (invalid request);
+- requests after `shutdown` were dropped silently; they now get -32600;
+- requests before `initialize` reached the handlers; they now get -32002 (server not initialized);
+- pygls' own didOpen/didChange/didClose keep a second copy of every document that splits lines
+  the non-LSP way; they are replaced, and the server keeps its documents in `documents`.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import Any
+
+import cattrs
+from lsprotocol import types
+from pygls.protocol import LanguageServerProtocol, lsp_method
+
+log = logging.getLogger(__name__)
+
+PARSE_ERROR = -32700
+INVALID_REQUEST = -32600
+INVALID_PARAMS = -32602
+SERVER_NOT_INITIALIZED = -32002
+
+# Requests a client may send before `initialize` has been answered.
+_ALLOWED_BEFORE_INITIALIZE = frozenset({types.INITIALIZE, types.EXIT})
+
+
+@dataclass
+class RejectedMessage:
+    """A message that failed validation; it is answered with `code` when it was a request."""
+
+    id: int | str | None
+    method: str | None
+    is_request: bool
+    code: int
+    message: str
+    jsonrpc: str = "2.0"
+
+
+class TinyCopilotProtocol(LanguageServerProtocol):
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.initialize_received = False
+        self.exit_code: int | None = None
+        """Set when `exit` arrives: 0 after `shutdown`, else 1 (the LSP rule)."""
+
+    @property
+    def shutdown_received(self) -> bool:
+        return self._shutdown
+
+    def structure_message(self, data: dict[str, Any]) -> Any:
+        """Turn one decoded JSON object into a typed message, or a RejectedMessage saying why not."""
+        if "jsonrpc" not in data:
+            return data  # a nested object inside params; only whole messages carry "jsonrpc"
+        has_id = "id" in data
+        method = data.get("method")
+        if data.get("jsonrpc") != self.VERSION or (method is not None and not isinstance(method, str)):
+            return _rejected(data, INVALID_REQUEST, 'not a JSON-RPC 2.0 message: "jsonrpc" must be "2.0" and "method" a string')
+        if has_id and not _is_valid_id(data["id"]):
+            return RejectedMessage(None, method, method is not None, INVALID_REQUEST, f"invalid request id {data['id']!r}; use an integer or a string")
+
+        try:
+            if has_id and "error" in data:
+                return self._converter.structure(data, types.ResponseErrorMessage)
+            if has_id and method is not None:
+                return self._converter.structure(data, self.get_message_type(method) or _GenericRequest)
+            if has_id:
+                response_type = self._result_types.pop(data["id"], None) or _GenericResponse
+                return self._converter.structure(data, response_type)
+            return self._converter.structure(data, self.get_message_type(method or "") or _GenericNotification)
+        except (cattrs.BaseValidationError, ValueError, TypeError, KeyError, AttributeError) as exc:
+            return _rejected(data, INVALID_PARAMS, f"invalid params for {method}: {_describe(exc)}")
+
+    def handle_message(self, message: Any) -> None:
+        if isinstance(message, RejectedMessage):
+            self._reject(message)
+            return
+        if not hasattr(message, "jsonrpc"):
+            log.warning("ignoring a message that is not a JSON-RPC object: %.80r", message)
+            self._send_error(_id_of(message), INVALID_REQUEST, "message must be a JSON-RPC 2.0 object")
+            return
+
+        method = getattr(message, "method", None)
+        is_request = method is not None and hasattr(message, "id")
+        if method == types.INITIALIZE:
+            self.initialize_received = True
+        elif method == types.EXIT:
+            self.exit_code = 0 if self._shutdown else 1
+        elif method is not None and not self.initialize_received:
+            log.warning("%s arrived before initialize", method)
+            if is_request:
+                self._send_error(message.id, SERVER_NOT_INITIALIZED, f"{method} sent before initialize; send initialize first")
+            return
+        elif is_request and self._shutdown:
+            self._send_error(message.id, INVALID_REQUEST, f"{method} sent after shutdown; the server only accepts exit now")
+            return
+        super().handle_message(message)
+
+    def send_parse_error(self, exc: Exception) -> None:
+        """Answer a body that is not valid JSON (JSON-RPC says: id null)."""
+        log.warning("received a message that is not valid JSON: %s", exc)
+        self._send_error(None, PARSE_ERROR, f"invalid JSON: {exc}")
+
+    def _reject(self, message: RejectedMessage) -> None:
+        log.warning("rejected %s: %s", message.method or "a message", message.message)
+        # JSON-RPC answers every invalid request, with id null when its id cannot be read.
+        if message.is_request or message.code == INVALID_REQUEST:
+            self._send_error(message.id, message.code, message.message)
+
+    def _send_error(self, msg_id: int | str | None, code: int, text: str) -> None:
+        # A plain dict, because lsprotocol's ResponseErrorMessage drops an id of None when serialized
+        # and JSON-RPC requires "id": null for errors that cannot name their request.
+        self._send_data({"jsonrpc": self.VERSION, "id": msg_id, "error": {"code": code, "message": text}})
+
+    # pygls' document sync features update its own Workspace copy first; ours only call the server's handlers.
+    @lsp_method(types.TEXT_DOCUMENT_DID_OPEN)
+    def lsp_text_document__did_open(self, params: types.DidOpenTextDocumentParams) -> Any:
+        yield from self._call_user_handler(types.TEXT_DOCUMENT_DID_OPEN, params)
+
+    @lsp_method(types.TEXT_DOCUMENT_DID_CHANGE)
+    def lsp_text_document__did_change(self, params: types.DidChangeTextDocumentParams) -> Any:
+        yield from self._call_user_handler(types.TEXT_DOCUMENT_DID_CHANGE, params)
+
+    @lsp_method(types.TEXT_DOCUMENT_DID_CLOSE)
+    def lsp_text_document__did_close(self, params: types.DidCloseTextDocumentParams) -> Any:
+        yield from self._call_user_handler(types.TEXT_DOCUMENT_DID_CLOSE, params)
+
+    def _call_user_handler(self, method: str, params: Any) -> Any:
+        if (handler := self.fm.features.get(method)) is not None:
+            yield handler, (params,), None
+
+
+@dataclass
+class _GenericRequest:
+    id: int | str
+    method: str
+    jsonrpc: str
+    params: Any = None
+
+
+@dataclass
+class _GenericNotification:
+    method: str
+    jsonrpc: str
+    params: Any = None
+
+
+@dataclass
+class _GenericResponse:
+    id: int | str
+    jsonrpc: str
+    result: Any = None
+
+
+def _is_valid_id(value: Any) -> bool:
+    return isinstance(value, str) or (isinstance(value, int) and not isinstance(value, bool))
+
+
+def _id_of(message: Any) -> int | str | None:
+    candidate = message.get("id") if isinstance(message, dict) else None
+    return candidate if _is_valid_id(candidate) else None
+
+
+def _rejected(data: dict[str, Any], code: int, text: str) -> RejectedMessage:
+    method = data.get("method") if isinstance(data.get("method"), str) else None
+    has_id = "id" in data
+    is_request = has_id and method is not None
+    return RejectedMessage(data["id"] if has_id and _is_valid_id(data["id"]) else None, method, is_request, code, text)
+
+
+def _describe(exc: Exception) -> str:
+    """One line naming each invalid field, e.g. "required field missing @ $.params.context"."""
+    if isinstance(exc, cattrs.BaseValidationError):
+        return "; ".join(cattrs.transform_error(exc, path="$"))[:500]
+    return str(exc)[:500]

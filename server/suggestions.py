@@ -1,0 +1,147 @@
+"""From an LSP request to an edit: snapshot the document, run the completer, map the result back.
+
+The completer sees LF line endings and Python `str` offsets. The returned edit uses the document's
+own line ending and a range on the cursor's line in the negotiated position encoding. A result is
+returned only if the document has not changed since the snapshot.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from lsprotocol import types
+
+from . import positions
+from .documents import Document, DocumentStore
+from .inference import CacheStats, InferenceWorker, JobCancelled
+from .loading import ModelSlot
+from .positions import LineEnding, PositionEncoding
+
+if TYPE_CHECKING:
+    from .completion import Suggestion
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class CursorContext:
+    """An immutable snapshot of one document around the cursor."""
+
+    uri: str
+    revision: int
+    language_id: str
+    text: str
+    """The document as the client has it, with its own line endings."""
+    starts: list[int]
+    offset: int
+    """Cursor as a `str` offset into `text`, clamped into the document."""
+    position: types.Position
+    """Cursor in client code units, clamped into the document."""
+    text_lf: str
+    offset_lf: int
+    line_ending: LineEnding
+
+
+def cursor_context(document: Document, position: types.Position, encoding: PositionEncoding) -> CursorContext:
+    offset = document.offset_at(position, encoding)
+    return CursorContext(
+        uri=document.uri,
+        revision=document.revision,
+        language_id=document.language_id,
+        text=document.text,
+        starts=document.starts,
+        offset=offset,
+        position=document.position_at(offset, encoding),
+        text_lf=positions.to_lf(document.text),
+        offset_lf=positions.offset_to_lf(document.text, offset),
+        line_ending=positions.detect_line_ending(document.text),
+    )
+
+
+@dataclass(frozen=True)
+class Edit:
+    """Text to insert at the cursor, replacing `range` (which starts at the cursor, on its line)."""
+
+    text: str
+    range: types.Range
+
+
+def suggestion_edit(context: CursorContext, text_lf: str, replace_suffix_chars: int, encoding: PositionEncoding) -> Edit:
+    """Build the edit for a suggestion given with LF line endings."""
+    line = context.position.line
+    line_end = positions.line_content_end(context.text, context.starts, line)
+    end_offset = min(context.offset + max(0, replace_suffix_chars), line_end)
+    end_line, end_units = positions.position_at(context.text, context.starts, end_offset, encoding)
+    return Edit(
+        text=positions.from_lf(text_lf, context.line_ending),
+        range=types.Range(start=context.position, end=types.Position(line=end_line, character=end_units)),
+    )
+
+
+class Suggester:
+    """Serves suggestions for open documents through the single inference worker."""
+
+    def __init__(self, documents: DocumentStore, worker: InferenceWorker, slot: ModelSlot) -> None:
+        self.documents = documents
+        self.worker = worker
+        self.slot = slot
+        self.encoding: PositionEncoding = positions.DEFAULT_ENCODING
+        self.cache_stats = CacheStats()
+
+    async def suggest(self, uri: str, position: types.Position) -> Edit | None:
+        """Return the edit for a suggestion at `position`, or None when there is nothing to suggest.
+
+        None also covers: the document is not open, the model is not ready, a newer request for
+        the same document superseded this one, or the document changed while generating.
+        Cancelling the awaiting task ($/cancelRequest) stops the generation within one step.
+        """
+        document = self.documents.get(uri)
+        if document is None:
+            log.debug("no suggestion for %s: the document is not open", uri)
+            return None
+        model = self.slot.model
+        if model is None:
+            log.debug("no suggestion for %s: the model is %s", uri, "loading" if self.slot.loading else "not loaded")
+            return None
+
+        context = cursor_context(document, position, self.encoding)
+        started = time.perf_counter()
+        try:
+            suggestion = await self.worker.run(
+                lambda is_cancelled: model.complete(context.text_lf, context.offset_lf, context.language_id, is_cancelled),
+                key=uri,
+                is_stale=lambda: self.documents.revision(uri) != context.revision,
+            )
+        except JobCancelled:
+            log.debug("%s %d:%d superseded or outdated after %.1f ms", uri, position.line, position.character, _ms_since(started))
+            return None
+        if self.documents.revision(uri) != context.revision:
+            log.debug("%s changed while generating; dropping the suggestion", uri)
+            return None
+        if suggestion is None:
+            log.debug("%s %d:%d: nothing to suggest (%.1f ms)", uri, position.line, position.character, _ms_since(started))
+            return None
+
+        self._log_request(context, suggestion, started)
+        return suggestion_edit(context, suggestion.text, suggestion.replace_suffix_chars, self.encoding)
+
+    def _log_request(self, context: CursorContext, suggestion: Suggestion, started: float) -> None:
+        self.cache_stats.add(suggestion.prompt_tokens, suggestion.reused_tokens)
+        log.debug(
+            "%s %d:%d prompt %d tokens, %d reused, %.1f ms; cache hit rate %.1f%% over %d requests",
+            context.uri,
+            context.position.line,
+            context.position.character,
+            suggestion.prompt_tokens,
+            suggestion.reused_tokens,
+            _ms_since(started),
+            100 * self.cache_stats.hit_rate,
+            self.cache_stats.requests,
+        )
+
+
+def _ms_since(started: float) -> float:
+    return (time.perf_counter() - started) * 1000
