@@ -1,0 +1,204 @@
+/**
+ * Starting, stopping and restarting the language client, and turning its events (progress,
+ * messages, state changes) into status bar states.
+ *
+ * Ghost text comes from vscode-languageclient's built-in inline completion feature, which maps
+ * textDocument/inlineCompletion onto VS Code's inline completion API; the middleware here only
+ * skips requests for documents where completions are turned off.
+ */
+import * as vscode from 'vscode';
+import {
+  DidChangeConfigurationNotification,
+  LanguageClient,
+  LanguageClientOptions,
+  MessageType,
+  Middleware,
+  ServerOptions,
+  ShowMessageNotification,
+  ShowMessageParams,
+  State,
+  TransportKind,
+} from 'vscode-languageclient/node';
+import { locateServer, ServerNotFoundError } from './serverLocator';
+import { isEnabledFor, readClientSettings, readServerSettings } from './settings';
+import { StatusBar } from './statusBar';
+
+const CLIENT_ID = 'tinyCopilot';
+const CLIENT_NAME = 'tiny-copilot';
+
+export class ServerController implements vscode.Disposable {
+  private client: LanguageClient | undefined;
+  /** True while stop() runs, so that the resulting Stopped state is not reported as a crash. */
+  private stopping = false;
+
+  constructor(
+    private readonly outputChannel: vscode.LogOutputChannel,
+    private readonly statusBar: StatusBar,
+  ) {}
+
+  async start(): Promise<void> {
+    if (this.client !== undefined) {
+      return;
+    }
+    this.statusBar.setServerState({ kind: 'starting' });
+
+    const settings = readClientSettings();
+    let launch;
+    try {
+      launch = await locateServer({
+        serverPath: settings.serverPath,
+        pythonPath: settings.pythonPath,
+        searchPath: process.env.PATH,
+      });
+    } catch (error) {
+      if (error instanceof ServerNotFoundError) {
+        this.reportStartFailure(error.message);
+        return;
+      }
+      throw error;
+    }
+    this.outputChannel.info(`Starting ${launch.command} ${launch.args.join(' ')} (from ${launch.origin})`);
+
+    const client = this.createClient({
+      command: launch.command,
+      args: [...launch.args],
+      transport: TransportKind.stdio,
+    });
+    this.client = client;
+    try {
+      await client.start();
+    } catch (error) {
+      // The client already logged the details; keep the object so restart() can dispose it.
+      this.reportStartFailure(`The language server failed to start: ${describe(error)}`);
+    }
+  }
+
+  async stop(): Promise<void> {
+    const client = this.client;
+    this.client = undefined;
+    if (client === undefined) {
+      return;
+    }
+    this.stopping = true;
+    try {
+      await client.dispose();
+    } catch (error) {
+      this.outputChannel.warn(`Stopping the language server failed: ${describe(error)}`);
+    } finally {
+      this.stopping = false;
+      this.statusBar.setServerState({ kind: 'stopped' });
+    }
+  }
+
+  async restart(): Promise<void> {
+    this.outputChannel.info('Restarting the language server');
+    await this.stop();
+    await this.start();
+  }
+
+  /** Send the current server settings; the server applies them without a restart. */
+  async sendSettings(): Promise<void> {
+    if (this.client === undefined || !this.client.isRunning()) {
+      return;
+    }
+    await this.client.sendNotification(DidChangeConfigurationNotification.type, {
+      settings: readServerSettings(),
+    });
+  }
+
+  async dispose(): Promise<void> {
+    await this.stop();
+  }
+
+  private createClient(serverOptions: ServerOptions): LanguageClient {
+    const clientOptions: LanguageClientOptions = {
+      // Every text document goes to the server; it and the middleware decide per language.
+      documentSelector: [{ scheme: 'file' }, { scheme: 'untitled' }],
+      outputChannel: this.outputChannel,
+      traceOutputChannel: this.outputChannel,
+      initializationOptions: readServerSettings(),
+      middleware: this.createMiddleware(),
+    };
+    const client = new LanguageClient(CLIENT_ID, CLIENT_NAME, serverOptions, clientOptions);
+
+    // Registered before start(), so it replaces the client's default showMessage handler.
+    client.onNotification(ShowMessageNotification.type, (params) => this.showServerMessage(params));
+    client.onDidChangeState((event) => {
+      if (event.newState === State.Running && this.statusBar.state.kind === 'starting') {
+        this.statusBar.setServerState({ kind: 'ready' });
+      } else if (event.newState === State.Stopped && !this.stopping) {
+        this.statusBar.setServerState({
+          kind: 'error',
+          message: 'The language server stopped. See the tiny-copilot log for its output.',
+        });
+      }
+    });
+    return client;
+  }
+
+  private createMiddleware(): Middleware {
+    return {
+      provideInlineCompletionItems: (document, position, context, token, next) =>
+        isEnabledFor(document.languageId) ? next(document, position, context, token) : null,
+      provideCompletionItem: (document, position, context, token, next) =>
+        isEnabledFor(document.languageId) ? next(document, position, context, token) : null,
+      handleWorkDoneProgress: (token, params, next) => {
+        if (params.kind === 'end') {
+          // A failed load reports its error with window/showMessage before this end; keep it.
+          if (this.statusBar.state.kind === 'loading') {
+            this.statusBar.setServerState({ kind: 'ready' });
+          }
+        } else if (params.kind === 'begin') {
+          this.statusBar.setServerState({
+            kind: 'loading',
+            message: params.message ?? params.title,
+            percentage: params.percentage,
+          });
+        } else {
+          const current = this.statusBar.state;
+          this.statusBar.setServerState({
+            kind: 'loading',
+            message: params.message ?? (current.kind === 'loading' ? current.message : 'loading'),
+            percentage: params.percentage,
+          });
+        }
+        next(token, params);
+      },
+    };
+  }
+
+  /** Show a server message as VS Code does by default, and log it; an error also sets the status. */
+  private showServerMessage(params: ShowMessageParams): void {
+    // The server already starts its messages with "tiny-copilot: ".
+    switch (params.type) {
+      case MessageType.Error:
+        this.outputChannel.error(params.message);
+        this.statusBar.setServerState({ kind: 'error', message: params.message });
+        void vscode.window.showErrorMessage(params.message);
+        break;
+      case MessageType.Warning:
+        this.outputChannel.warn(params.message);
+        void vscode.window.showWarningMessage(params.message);
+        break;
+      default:
+        this.outputChannel.info(params.message);
+        void vscode.window.showInformationMessage(params.message);
+    }
+  }
+
+  private reportStartFailure(message: string): void {
+    this.outputChannel.error(message);
+    this.statusBar.setServerState({ kind: 'error', message });
+    void vscode.window.showErrorMessage(`tiny-copilot: ${message}`, 'Open Settings', 'Show Log').then((choice) => {
+      if (choice === 'Open Settings') {
+        void vscode.commands.executeCommand('workbench.action.openSettings', 'tinyCopilot');
+      } else if (choice === 'Show Log') {
+        this.outputChannel.show();
+      }
+    });
+  }
+}
+
+function describe(error: unknown): string {
+  return error instanceof Error ? error.message : String(error);
+}

@@ -1,0 +1,104 @@
+// Driving the VS Code workbench in Chromium: open a file, type, read and accept ghost text.
+//
+// Selectors are VS Code 1.100 DOM class names (code-server 4.100.3); a newer VS Code may rename them.
+import { sleep } from './codeServer.mjs';
+
+const GHOST_POLL_INTERVAL_MS = 100;
+const STATUS_ITEM_TEXT = 'tiny-copilot';
+
+/** Open the workbench for `folder` and wait until it has rendered. */
+export async function openWorkbench(page, url, folder, timeoutMs) {
+  await page.goto(`${url}/?folder=${encodeURIComponent(folder)}`);
+  await page.locator('.monaco-workbench').waitFor({ timeout: timeoutMs });
+}
+
+/** Open `fileName` with Quick Open and wait until its editor has the focus. */
+export async function openFile(page, fileName, timeoutMs) {
+  await page.locator('.monaco-workbench').click({ position: { x: 640, y: 300 } });
+  await page.keyboard.press('Control+P');
+  const input = page.locator('.quick-input-widget input');
+  await input.waitFor({ timeout: timeoutMs });
+  await input.fill(fileName);
+  await page.locator('.quick-input-list .monaco-list-row').first().waitFor({ timeout: timeoutMs });
+  await page.keyboard.press('Enter');
+  await page.locator(`.tab.active[aria-label*="${fileName}"]`).waitFor({ timeout: timeoutMs });
+  await page.locator('.monaco-editor.focused').waitFor({ timeout: timeoutMs });
+}
+
+/** Return the text of the extension's status bar item, or null while it is not shown. */
+export async function statusText(page) {
+  const item = page.locator('.statusbar-item', { hasText: STATUS_ITEM_TEXT }).first();
+  if ((await item.count()) === 0) {
+    return null;
+  }
+  return (await item.innerText()).trim();
+}
+
+/** Wait until the status bar item's text matches `pattern`; return the text. */
+export async function waitForStatus(page, pattern, timeoutMs) {
+  const deadline = Date.now() + timeoutMs;
+  let text = null;
+  while (Date.now() < deadline) {
+    text = await statusText(page);
+    if (text !== null && pattern.test(text)) {
+      return text;
+    }
+    await sleep(GHOST_POLL_INTERVAL_MS);
+  }
+  throw new Error(`status bar item did not match ${pattern} within ${timeoutMs} ms; last text: ${JSON.stringify(text)}`);
+}
+
+/**
+ * Return the ghost text shown in the focused editor, or '' when none is shown.
+ *
+ * The first line is inline text decorated with .ghost-text-decoration; further lines of a
+ * multi-line suggestion are view lines inside the .ghost-text view zone below it. Monaco renders
+ * spaces as U+00A0, which are turned back into spaces.
+ */
+export async function readGhostText(page) {
+  return page.evaluate(() => {
+    const editor = document.querySelector('.monaco-editor.focused');
+    if (editor === null) {
+      return '';
+    }
+    const inline = [...editor.querySelectorAll('.view-lines .ghost-text-decoration')]
+      .map((element) => element.textContent ?? '')
+      .join('');
+    const extraLines = [...editor.querySelectorAll('.view-zones .ghost-text .view-line')].map(
+      (element) => element.textContent ?? '',
+    );
+    const text = [inline, ...extraLines].join('\n');
+    return text.replace(/\u00a0/g, ' ');
+  });
+}
+
+/** Return the outer HTML of the ghost text elements, for the artifacts of a failed run. */
+export async function describeGhostDom(page) {
+  return page.evaluate(() =>
+    [...document.querySelectorAll('.monaco-editor.focused [class*="ghost-text"]')]
+      .map((element) => element.outerHTML)
+      .join('\n'),
+  );
+}
+
+/**
+ * Wait for ghost text and return it. VS Code asks for inline completions after each edit; when
+ * the first answer is empty (the model can still be loading), Alt+\ (Trigger Inline Suggestion)
+ * asks again.
+ */
+export async function waitForGhostText(page, timeoutMs, retriggerMs) {
+  const deadline = Date.now() + timeoutMs;
+  let nextTrigger = Date.now() + retriggerMs;
+  while (Date.now() < deadline) {
+    const text = await readGhostText(page);
+    if (text !== '') {
+      return text;
+    }
+    if (Date.now() >= nextTrigger) {
+      await page.keyboard.press('Alt+Backslash');
+      nextTrigger = Date.now() + retriggerMs;
+    }
+    await sleep(GHOST_POLL_INTERVAL_MS);
+  }
+  throw new Error(`no ghost text (.ghost-text-decoration) appeared within ${timeoutMs} ms`);
+}
