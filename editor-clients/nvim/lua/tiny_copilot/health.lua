@@ -1,0 +1,93 @@
+-- :checkhealth tiny_copilot. Neovim 0.7 finds this file and reports through require("health")
+-- (report_start, report_ok, ...); 0.8 added vim.health with the same names, and 0.10 renamed
+-- them to start, ok, warn, error and info.
+local M = {}
+
+local function reporter()
+  local health = vim.health or require("health")
+  return {
+    start = health.start or health.report_start,
+    ok = health.ok or health.report_ok,
+    warn = health.warn or health.report_warn,
+    error = health.error or health.report_error,
+    info = health.info or health.report_info,
+  }
+end
+
+local function check_neovim(report)
+  local version = vim.version()
+  local text = string.format("%d.%d.%d", version.major, version.minor, version.patch)
+  if vim.fn.has("nvim-0.7") ~= 1 then
+    report.error("Neovim " .. text .. " is too old; tiny-copilot needs 0.7 or later")
+    return
+  end
+  if require("tiny_copilot.compat").has_native_inline_completion() then
+    report.ok("Neovim " .. text .. ": vim.lsp.inline_completion is available")
+  else
+    report.ok("Neovim " .. text .. ": ghost text is drawn by the plugin with extmarks")
+  end
+end
+
+local function check_command(report, options)
+  local program = options.cmd[1]
+  local path = vim.fn.exepath(program)
+  if path == "" then
+    report.error(
+      string.format("server command %q not found", program),
+      { "Install tiny-copilot (pip install tiny-copilot), or set cmd in setup() to the full path of tiny-copilot-lsp" }
+    )
+    return
+  end
+  report.ok("server command: " .. path .. " " .. table.concat(options.cmd, " ", 2))
+end
+
+local function check_server(report, status)
+  if not status.server_running then
+    report.warn(
+      "the language server is not running",
+      { "Open a file whose filetype is in `filetypes`, or run :TinyCopilot restart; :LspLog shows why a start failed" }
+    )
+    return
+  end
+  local client = vim.lsp.get_client_by_id(status.client_id)
+  if not status.server_initialized then
+    report.warn(string.format("client %d is still starting", status.client_id))
+    return
+  end
+  report.ok(string.format("client %d is running, %d buffer(s) attached", status.client_id, #status.attached_buffers))
+
+  local capabilities = client and client.server_capabilities or {}
+  if capabilities.inlineCompletionProvider then
+    report.ok("the server offers textDocument/inlineCompletion")
+  else
+    report.error("the server does not offer textDocument/inlineCompletion", {
+      "Check that cmd starts tiny-copilot-lsp and not another language server",
+    })
+  end
+end
+
+function M.check()
+  local report = reporter()
+  report.start("tiny-copilot")
+  check_neovim(report)
+
+  local tiny_copilot = require("tiny_copilot")
+  local status = tiny_copilot.status()
+  if not status.setup then
+    report.warn("setup() has not been called", { "Add require('tiny_copilot').setup({}) to your config" })
+    return
+  end
+  local options = tiny_copilot.options()
+  report.info(
+    string.format(
+      "%s; suggestions %s; filetypes: %s",
+      status.frontend == "native" and "using vim.lsp.inline_completion" or "using extmark ghost text",
+      status.enabled and "enabled" or "disabled (:TinyCopilot enable)",
+      table.concat(options.filetypes, ", ")
+    )
+  )
+  check_command(report, options)
+  check_server(report, status)
+end
+
+return M

@@ -1,0 +1,318 @@
+-- tiny-copilot for Neovim: offline inline completions from a small model trained on your code.
+--
+--   require("tiny_copilot").setup({ cmd = { "tiny-copilot-lsp", "--checkpoint", "/path/to/ckpt" } })
+--
+-- setup() can be called again (it replaces the previous setup) and teardown() removes every
+-- autocmd, key, command and extmark and stops the server.
+local commands = require("tiny_copilot.commands")
+local compat = require("tiny_copilot.compat")
+local config = require("tiny_copilot.config")
+local keymaps = require("tiny_copilot.keymaps")
+local server = require("tiny_copilot.server")
+
+local M = {}
+
+local api = vim.api
+local AUGROUP = "tiny_copilot"
+
+local state = {
+  options = nil,
+  -- ghost (extmarks drawn by the plugin) or native (vim.lsp.inline_completion).
+  frontend = nil,
+  frontend_name = nil,
+  enabled = false,
+  attached = {},
+}
+
+local function current_buf(bufnr)
+  if bufnr == nil or bufnr == 0 then
+    return api.nvim_get_current_buf()
+  end
+  return bufnr
+end
+
+local function wants_buffer(bufnr)
+  if not api.nvim_buf_is_valid(bufnr) or vim.bo[bufnr].buftype ~= "" then
+    return false
+  end
+  -- The server needs a file URI; unnamed scratch buffers have none.
+  if api.nvim_buf_get_name(bufnr) == "" then
+    return false
+  end
+  local filetype = vim.bo[bufnr].filetype
+  for _, wanted in ipairs(state.options.filetypes) do
+    if wanted == "*" or wanted == filetype then
+      return true
+    end
+  end
+  return false
+end
+
+local function can_run(action, bufnr)
+  if not state.enabled or not state.attached[bufnr] then
+    return false
+  end
+  -- With our own ghost text, "next" with nothing shown asks for a suggestion right away.
+  if action == "next" and state.frontend_name == "ghost" then
+    return true
+  end
+  return state.frontend.visible(bufnr)
+end
+
+local function run(action, bufnr)
+  if action == "accept" then
+    state.frontend.accept(bufnr, "all")
+  elseif action == "accept_word" then
+    state.frontend.accept(bufnr, "word")
+  elseif action == "accept_line" then
+    state.frontend.accept(bufnr, "line")
+  elseif action == "dismiss" then
+    state.frontend.dismiss(bufnr)
+  elseif action == "next" then
+    state.frontend.next(bufnr)
+  end
+end
+
+-- Called by the client for every buffer it attaches, once the server is initialized.
+local function on_attach(_, bufnr)
+  if not state.options or state.attached[bufnr] then
+    return
+  end
+  state.attached[bufnr] = true
+  state.frontend.attach(bufnr)
+  keymaps.attach(bufnr, state.options.keys, can_run, run)
+end
+
+-- Requests sent while the model loads get no suggestion; ask again once it is ready, so the
+-- user need not type another key.
+local function on_progress_end()
+  local bufnr = api.nvim_get_current_buf()
+  if state.enabled and state.attached[bufnr] and state.frontend.refresh then
+    state.frontend.refresh(bufnr)
+  end
+end
+
+local function detach(bufnr)
+  if not state.attached[bufnr] then
+    return
+  end
+  state.attached[bufnr] = nil
+  state.frontend.detach(bufnr)
+  keymaps.detach(bufnr)
+end
+
+local function maybe_attach(bufnr)
+  if state.options and wants_buffer(bufnr) then
+    server.attach(bufnr)
+  end
+end
+
+local function choose_frontend(options)
+  if options.native == "auto" and compat.has_native_inline_completion() then
+    return "native", require("tiny_copilot.native")
+  end
+  return "ghost", require("tiny_copilot.ghost")
+end
+
+local function frontend_options(options)
+  return {
+    debounce_ms = options.debounce_ms,
+    highlight = options.highlight,
+    client = server.client,
+    is_enabled = function()
+      return state.enabled
+    end,
+  }
+end
+
+-- Options whose change needs a new server process.
+local function same_server(a, b)
+  return vim.deep_equal(a.cmd, b.cmd)
+    and vim.deep_equal(a.settings, b.settings)
+    and a.settings_section == b.settings_section
+    and vim.deep_equal(a.root_markers, b.root_markers)
+end
+
+local function remove_ui()
+  for bufnr, _ in pairs(state.attached) do
+    detach(bufnr)
+  end
+  keymaps.detach_all()
+  if state.frontend then
+    state.frontend.stop()
+  end
+  commands.delete()
+  pcall(api.nvim_del_augroup_by_name, AUGROUP)
+  state.frontend = nil
+  state.frontend_name = nil
+end
+
+--- Configure and start the plugin. Options are documented in lua/tiny_copilot/config.lua and
+--- the README; invalid options raise an error and leave the previous setup untouched.
+function M.setup(user_options)
+  local options = config.resolve(user_options)
+
+  local keep_server = state.options ~= nil and same_server(state.options, options)
+  remove_ui()
+  if not keep_server then
+    server.stop()
+  end
+
+  state.options = options
+  state.enabled = options.enabled
+  state.frontend_name, state.frontend = choose_frontend(options)
+  state.frontend.start(frontend_options(options))
+  server.configure(options, on_attach, on_progress_end)
+
+  local group = compat.augroup(AUGROUP)
+  api.nvim_create_autocmd("FileType", {
+    group = group,
+    desc = "tiny-copilot: attach the language server to matching buffers",
+    callback = function(args)
+      maybe_attach(args.buf)
+    end,
+  })
+  commands.create({
+    status = M.show_status,
+    enable = M.enable,
+    disable = M.disable,
+    restart = M.restart,
+  })
+
+  -- Buffers opened before setup() get no FileType event of their own.
+  for _, bufnr in ipairs(api.nvim_list_bufs()) do
+    if api.nvim_buf_is_loaded(bufnr) then
+      maybe_attach(bufnr)
+    end
+  end
+  -- A kept server has these buffers already; attaching again calls no on_attach.
+  for _, bufnr in ipairs(server.attached_buffers()) do
+    on_attach(nil, bufnr)
+  end
+end
+
+--- Undo setup(): stop the server and remove every autocmd, key, command and extmark.
+function M.teardown()
+  remove_ui()
+  server.stop()
+  server.forget()
+  state.options = nil
+  state.enabled = false
+  state.attached = {}
+end
+
+function M.enable()
+  if not state.options then
+    vim.notify("tiny-copilot: call require('tiny_copilot').setup() first", vim.log.levels.ERROR)
+    return
+  end
+  state.enabled = true
+  state.frontend.set_enabled(true)
+end
+
+function M.disable()
+  if not state.options then
+    return
+  end
+  state.enabled = false
+  state.frontend.set_enabled(false)
+end
+
+--- Stop the server and start a new one for the same buffers (after retraining the model, say).
+function M.restart()
+  if not state.options then
+    vim.notify("tiny-copilot: call require('tiny_copilot').setup() first", vim.log.levels.ERROR)
+    return
+  end
+  local buffers = vim.tbl_keys(state.attached)
+  for _, bufnr in ipairs(buffers) do
+    detach(bufnr)
+  end
+  server.stop(2000)
+  server.configure(state.options, on_attach, on_progress_end)
+  for _, bufnr in ipairs(buffers) do
+    maybe_attach(bufnr)
+  end
+end
+
+--- A table describing the plugin's state; :TinyCopilot status prints it.
+function M.status()
+  local client = server.client()
+  local buffers = vim.tbl_keys(state.attached)
+  table.sort(buffers)
+  return {
+    setup = state.options ~= nil,
+    enabled = state.enabled,
+    frontend = state.frontend_name,
+    cmd = state.options and state.options.cmd or nil,
+    client_id = client and client.id or nil,
+    server_running = client ~= nil,
+    server_initialized = client ~= nil and client.initialized == true,
+    attached_buffers = buffers,
+    -- Work-done progress of the server, e.g. { active = 1, message = "loading the model" }.
+    progress = server.progress(),
+    requests_in_flight = state.frontend and state.frontend.pending_count() or 0,
+  }
+end
+
+function M.show_status()
+  local status = M.status()
+  if not status.setup then
+    vim.notify("tiny-copilot: not set up; call require('tiny_copilot').setup()", vim.log.levels.WARN)
+    return
+  end
+  local server_text = "not running"
+  if status.server_running then
+    server_text = string.format(
+      "running as client %d (%s)",
+      status.client_id,
+      status.server_initialized and "initialized" or "starting"
+    )
+  end
+  local frontend_text = status.frontend == "native" and "Neovim's vim.lsp.inline_completion"
+    or "extmark ghost text"
+  vim.notify(
+    table.concat({
+      string.format("tiny-copilot: %s, %s", status.enabled and "enabled" or "disabled", frontend_text),
+      "server: " .. server_text .. "; cmd: " .. table.concat(status.cmd, " "),
+      string.format(
+        "attached buffers: %d; requests in flight: %d",
+        #status.attached_buffers,
+        status.requests_in_flight
+      ),
+    }, "\n"),
+    vim.log.levels.INFO
+  )
+end
+
+local function action(name, part)
+  return function(bufnr)
+    bufnr = current_buf(bufnr)
+    if not state.frontend or not state.attached[bufnr] then
+      return false
+    end
+    if part then
+      return state.frontend[name](bufnr, part)
+    end
+    return state.frontend[name](bufnr)
+  end
+end
+
+--- Actions for custom mappings; each takes an optional buffer (default: current) and returns
+--- false when it did nothing.
+M.accept = action("accept", "all")
+M.accept_word = action("accept", "word")
+M.accept_line = action("accept", "line")
+M.dismiss = action("dismiss")
+M.next = action("next")
+M.is_visible = action("visible")
+
+--- The shown suggestion as { text, row, col, ... } (0-based row and byte column), or nil.
+M.current = action("current")
+
+--- The options in force (a copy), or nil before setup().
+function M.options()
+  return state.options and vim.deepcopy(state.options) or nil
+end
+
+return M

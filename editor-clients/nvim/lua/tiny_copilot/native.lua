@@ -1,0 +1,229 @@
+-- Suggestions through Neovim's built-in vim.lsp.inline_completion (0.12+). Neovim requests,
+-- debounces (a fixed 200 ms) and draws the ghost text; this module turns it on for our
+-- buffers and adds what the built-in lacks: partial accepts, dismiss, and a guard that cancels
+-- requests its debounce timer sends after insert mode was left.
+local compat = require("tiny_copilot.compat")
+local suggestion = require("tiny_copilot.suggestion")
+
+local M = {}
+
+local api = vim.api
+local METHOD = "textDocument/inlineCompletion"
+local AUGROUP = "tiny_copilot_native"
+-- Namespace in which vim.lsp.inline_completion draws its extmarks (0.12-dev).
+local BUILTIN_NAMESPACE = "nvim.lsp.inline_completion"
+
+local buffers = {}
+local settings = nil
+
+local function inline_completion()
+  return require("vim.lsp.inline_completion")
+end
+
+local function builtin_namespace()
+  return api.nvim_get_namespaces()[BUILTIN_NAMESPACE]
+end
+
+local function builtin_marks(bufnr)
+  local namespace = builtin_namespace()
+  if not namespace or not api.nvim_buf_is_valid(bufnr) then
+    return {}
+  end
+  return api.nvim_buf_get_extmarks(bufnr, namespace, 0, -1, { details = true })
+end
+
+local function cancel_pending(bufnr)
+  for _, client in ipairs(compat.get_clients()) do
+    for id, request in pairs(client.requests) do
+      if request.bufnr == bufnr and request.method == METHOD and request.type == "pending" then
+        compat.client_cancel_request(client, id)
+      end
+    end
+  end
+end
+
+--- Start using the built-in inline completion. `opts`: client() and is_enabled() callbacks.
+function M.start(opts)
+  settings = opts
+  local group = compat.augroup(AUGROUP)
+
+  -- The built-in debounce timer survives InsertLeave, so a request can still go out after
+  -- insert mode ended; its answer would then be drawn in normal mode. Cancel such requests.
+  api.nvim_create_autocmd("LspRequest", {
+    group = group,
+    desc = "tiny-copilot: cancel inline completion requests sent outside insert mode",
+    callback = function(args)
+      local data = args.data or {}
+      local request = data.request
+      if not request or request.type ~= "pending" or request.method ~= METHOD then
+        return
+      end
+      if not buffers[request.bufnr] or api.nvim_get_mode().mode:sub(1, 1) == "i" then
+        return
+      end
+      vim.schedule(function()
+        local client = vim.lsp.get_client_by_id(data.client_id)
+        local current = client and client.requests[data.request_id]
+        if current and current.type == "pending" then
+          compat.client_cancel_request(client, data.request_id)
+        end
+      end)
+    end,
+  })
+end
+
+--- Turn the built-in inline completion on for `bufnr`.
+function M.attach(bufnr)
+  buffers[bufnr] = true
+  if settings.is_enabled() then
+    inline_completion().enable(true, { bufnr = bufnr })
+  end
+end
+
+function M.detach(bufnr)
+  if not buffers[bufnr] then
+    return
+  end
+  buffers[bufnr] = nil
+  if api.nvim_buf_is_valid(bufnr) then
+    cancel_pending(bufnr)
+    inline_completion().enable(false, { bufnr = bufnr })
+  end
+end
+
+--- True when the built-in shows a suggestion in `bufnr`.
+function M.visible(bufnr)
+  return buffers[bufnr] ~= nil and #builtin_marks(bufnr) > 0
+end
+
+--- The shown suggestion as { text, row, col }, read back from the built-in's extmark.
+function M.current(bufnr)
+  if not buffers[bufnr] then
+    return nil
+  end
+  local mark = builtin_marks(bufnr)[1]
+  if not mark then
+    return nil
+  end
+  local details = mark[4]
+  local lines = {}
+  for _, chunks in ipairs({ details.virt_text or {} }) do
+    local text = {}
+    for _, chunk in ipairs(chunks) do
+      text[#text + 1] = chunk[1]
+    end
+    lines[#lines + 1] = table.concat(text)
+  end
+  for _, chunks in ipairs(details.virt_lines or {}) do
+    local text = {}
+    for _, chunk in ipairs(chunks) do
+      text[#text + 1] = chunk[1]
+    end
+    lines[#lines + 1] = table.concat(text)
+  end
+  return { text = table.concat(lines, "\n"), row = mark[2], col = mark[3] }
+end
+
+-- The part of an accepted built-in item that is new at the cursor (the item may repeat text
+-- typed since its range start).
+local function text_after_cursor(item, bufnr)
+  local text = item.insert_text
+  if type(text) ~= "string" then
+    return nil
+  end
+  local cursor = api.nvim_win_get_cursor(0)
+  local row, col = cursor[1] - 1, cursor[2]
+  if item.range then
+    local start = item.range.start
+    if start.row ~= row or start.col > col then
+      return nil
+    end
+    local line = api.nvim_buf_get_lines(bufnr, row, row + 1, false)[1] or ""
+    local typed = line:sub(start.col + 1, col)
+    if text:sub(1, #typed) ~= typed then
+      return nil
+    end
+    text = text:sub(#typed + 1)
+  end
+  return text, row, col
+end
+
+--- Accept all of the suggestion, or its first word or line (`part` "word", "line").
+--- Returns false when nothing was shown. The built-in applies the change on the next tick.
+function M.accept(bufnr, part)
+  if not M.visible(bufnr) then
+    return false
+  end
+  if part == "all" then
+    return inline_completion().get({ bufnr = bufnr })
+  end
+  return inline_completion().get({
+    bufnr = bufnr,
+    on_accept = function(item)
+      local text, row, col = text_after_cursor(item, bufnr)
+      if not text or text == "" then
+        return
+      end
+      local taken = part == "word" and suggestion.first_word(text) or suggestion.first_line(text)
+      api.nvim_buf_set_text(bufnr, row, col, row, col, suggestion.lines(taken))
+      local end_row, end_col = suggestion.position_after(taken, row, col)
+      api.nvim_win_set_cursor(0, { end_row + 1, end_col })
+    end,
+  })
+end
+
+--- Hide the suggestion. The built-in has no dismiss call, so its per-buffer state is rebuilt by
+--- turning it off and on; it asks again on the next edit or cursor move.
+function M.dismiss(bufnr)
+  local shown = M.visible(bufnr)
+  cancel_pending(bufnr)
+  local module = inline_completion()
+  if module.is_enabled({ bufnr = bufnr }) then
+    module.enable(false, { bufnr = bufnr })
+    module.enable(true, { bufnr = bufnr })
+  end
+  return shown
+end
+
+--- Show the next suggestion when the server sent several.
+function M.next(bufnr)
+  if not M.visible(bufnr) then
+    return false
+  end
+  inline_completion().select({ bufnr = bufnr, count = 1 })
+  return true
+end
+
+function M.pending_count()
+  local count = 0
+  for _, client in ipairs(compat.get_clients()) do
+    for _, request in pairs(client.requests) do
+      if buffers[request.bufnr] and request.method == METHOD and request.type == "pending" then
+        count = count + 1
+      end
+    end
+  end
+  return count
+end
+
+--- Turn the built-in on or off in every attached buffer (:TinyCopilot enable|disable).
+function M.set_enabled(enabled)
+  for bufnr, _ in pairs(buffers) do
+    if api.nvim_buf_is_valid(bufnr) then
+      if not enabled then
+        cancel_pending(bufnr)
+      end
+      inline_completion().enable(enabled, { bufnr = bufnr })
+    end
+  end
+end
+
+function M.stop()
+  for bufnr, _ in pairs(buffers) do
+    M.detach(bufnr)
+  end
+  pcall(api.nvim_del_augroup_by_name, AUGROUP)
+  settings = nil
+end
+
+return M
