@@ -109,6 +109,8 @@ class Suggester:
 
         context = cursor_context(document, position, self.encoding)
         started = time.perf_counter()
+        line_start = context.starts[context.position.line]
+        log.debug("%s %d:%d text before the cursor on its line: %r", uri, position.line, position.character, context.text[line_start : context.offset])
         try:
             suggestion = await self.worker.run(
                 lambda is_cancelled: model.complete(context.text_lf, context.offset_lf, context.language_id, is_cancelled),

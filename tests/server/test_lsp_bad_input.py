@@ -1,0 +1,180 @@
+"""Malformed and unusual input over real stdio: every request gets an answer and the server keeps serving."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from lsp_wire import WireClient
+
+from tiny_copilot.server.lsp import DEBUG_DOCUMENT_COMMAND
+
+PARSE_ERROR = -32700
+INVALID_REQUEST = -32600
+METHOD_NOT_FOUND = -32601
+INVALID_PARAMS = -32602
+
+
+@pytest.fixture(scope="module")
+def wire(untrained_checkpoint: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[WireClient]:
+    log_file = tmp_path_factory.mktemp("bad-input") / "server.log"
+    client = WireClient(["--stdio", "-vv", "--checkpoint", str(untrained_checkpoint)], log_file=log_file)
+    client.initialize({"general": {"positionEncodings": ["utf-16"]}})
+    yield client
+    client.call("shutdown")
+    client.notify("exit")
+    assert client.process.wait(10) == 0
+    assert client.frame_errors == []
+
+
+def inline(wire: WireClient, uri: str, line: int, character: int) -> dict:
+    params = {"textDocument": {"uri": uri}, "position": {"line": line, "character": character}, "context": {"triggerKind": 2}}
+    return wire.call("textDocument/inlineCompletion", params, timeout_s=30)
+
+
+def open_document(wire: WireClient, uri: str, text: str) -> None:
+    wire.notify("textDocument/didOpen", {"textDocument": {"uri": uri, "languageId": "python", "version": 1, "text": text}})
+
+
+def server_text(wire: WireClient, uri: str) -> str | None:
+    result = wire.call("workspace/executeCommand", {"command": DEBUG_DOCUMENT_COMMAND, "arguments": [uri, 0, 0]})["result"]
+    return None if result is None else result["text"]
+
+
+def assert_still_serving(wire: WireClient) -> None:
+    assert "result" in inline(wire, "file:///never-opened.py", 0, 0)
+
+
+def test_malformed_json_gets_parse_error(wire: WireClient) -> None:
+    before = len(wire.responses.get(None, {}).get("all", []))
+    wire.send_bytes(b'{"jsonrpc": "2.0", "id": 99, "method": ')
+    errors = wire.wait_null_id_errors(before + 1)
+    assert errors[-1]["error"]["code"] == PARSE_ERROR
+    assert_still_serving(wire)
+
+
+def test_invalid_utf8_gets_parse_error(wire: WireClient) -> None:
+    before = len(wire.responses.get(None, {}).get("all", []))
+    wire.send_bytes(b'{"jsonrpc": "2.0", "method": "\xff\xfe"}')
+    errors = wire.wait_null_id_errors(before + 1)
+    assert errors[-1]["error"]["code"] == PARSE_ERROR
+    assert_still_serving(wire)
+
+
+@pytest.mark.parametrize("body", [b"[1, 2]", b"42", b'"text"', b'{"id": 5, "method": "shutdown"}', b'{"jsonrpc": "2.0", "id": [1], "method": "shutdown"}'])
+def test_non_message_gets_invalid_request(wire: WireClient, body: bytes) -> None:
+    before = len(wire.responses.get(None, {}).get("all", []))
+    wire.send_bytes(body)
+    if b'"id": 5' in body:
+        assert wire.wait_response(5)["error"]["code"] == INVALID_REQUEST
+    else:
+        errors = wire.wait_null_id_errors(before + 1)
+        assert errors[-1]["error"]["code"] == INVALID_REQUEST
+    assert_still_serving(wire)
+
+
+def test_unknown_method_gets_method_not_found(wire: WireClient) -> None:
+    response = wire.call("tinyCopilot/noSuchMethod", {"x": 1})
+    assert response["error"]["code"] == METHOD_NOT_FOUND
+    wire.notify("tinyCopilot/noSuchNotification", {"x": 1})
+    wire.notify("$/setTrace", {"value": "off"})
+    assert_still_serving(wire)
+
+
+@pytest.mark.parametrize(
+    "params",
+    [
+        {"textDocument": {"uri": "file:///a.py"}, "position": {"line": 0, "character": 0}},
+        {"textDocument": {"uri": "file:///a.py"}, "position": {"line": -1, "character": 0}, "context": {"triggerKind": 1}},
+        {"textDocument": "file:///a.py", "position": {"line": 0, "character": 0}, "context": {"triggerKind": 1}},
+        {"textDocument": {"uri": "file:///a.py"}, "position": {"line": 0, "character": "x"}, "context": {"triggerKind": 1}},
+        None,
+        [1, 2],
+    ],
+)
+def test_invalid_params_get_error_with_id(wire: WireClient, params: object) -> None:
+    msg_id = wire.request("textDocument/inlineCompletion", params)
+    response = wire.wait_response(msg_id)
+    assert response["id"] == msg_id
+    assert response["error"]["code"] == INVALID_PARAMS
+    assert_still_serving(wire)
+
+
+def test_invalid_notification_is_ignored(wire: WireClient) -> None:
+    wire.notify("textDocument/didOpen", {"textDocument": {"uri": "file:///broken.py"}})
+    wire.notify("textDocument/didChange", {"textDocument": {"uri": "file:///a.py", "version": 2}, "contentChanges": "x"})
+    assert server_text(wire, "file:///broken.py") is None
+    assert_still_serving(wire)
+
+
+def test_positions_past_the_end_are_answered(wire: WireClient) -> None:
+    uri = "file:///short.py"
+    open_document(wire, uri, "ab\ncd\n")
+    for line, character in [(0, 50), (1, 2), (2, 9), (40, 0), (40, 40)]:
+        response = inline(wire, uri, line, character)
+        assert "result" in response, response
+        for item in response["result"]["items"]:
+            assert item["range"]["start"]["line"] <= 2
+            assert item["range"]["start"]["character"] <= 2
+
+
+def test_never_opened_document_gets_empty_result(wire: WireClient) -> None:
+    assert inline(wire, "file:///nowhere.py", 3, 4)["result"] == {"items": []}
+    completion = wire.call("textDocument/completion", {"textDocument": {"uri": "file:///nowhere.py"}, "position": {"line": 0, "character": 0}})
+    assert completion["result"]["items"] == []
+
+
+def test_change_to_unopened_document_is_ignored(wire: WireClient) -> None:
+    wire.notify(
+        "textDocument/didChange",
+        {"textDocument": {"uri": "file:///ghost.py", "version": 2}, "contentChanges": [{"text": "x"}]},
+    )
+    wire.notify("textDocument/didClose", {"textDocument": {"uri": "file:///ghost.py"}})
+    assert server_text(wire, "file:///ghost.py") is None
+    assert_still_serving(wire)
+
+
+def test_untitled_uri_is_served(wire: WireClient) -> None:
+    uri = "untitled:Untitled-1"
+    open_document(wire, uri, "def f():\n    ")
+    assert "result" in inline(wire, uri, 1, 4)
+    assert server_text(wire, uri) == "def f():\n    "
+
+
+def test_five_megabyte_document_is_served(wire: WireClient) -> None:
+    uri = "file:///big.py"
+    line = "value_%06d = compute(%d, 'text')  # comment\n"
+    text = "".join(line % (i, i) for i in range(5 * 1024 * 1024 // len(line % (0, 0))))
+    assert len(text) >= 4_900_000
+    open_document(wire, uri, text)
+    last_line = text.count("\n")
+    edit = {"range": {"start": {"line": last_line, "character": 0}, "end": {"line": last_line, "character": 0}}, "text": "result = "}
+    wire.notify("textDocument/didChange", {"textDocument": {"uri": uri, "version": 2}, "contentChanges": [edit]})
+
+    assert "result" in inline(wire, uri, last_line, 9)
+    assert server_text(wire, uri) == text + "result = "
+    wire.notify("textDocument/didClose", {"textDocument": {"uri": uri}})
+    assert server_text(wire, uri) is None
+
+
+def test_response_without_request_is_ignored(wire: WireClient) -> None:
+    wire.send({"id": "not-a-server-request", "result": {"x": 1}})
+    wire.send({"id": 12345, "error": {"code": -1, "message": "client error"}})
+    assert_still_serving(wire)
+
+
+def test_deeply_nested_json_gets_an_answer(wire: WireClient) -> None:
+    before = len(wire.responses.get(None, {}).get("all", []))
+    depth = 100_000
+    wire.send_bytes(b"[" * depth + b"]" * depth)
+    errors = wire.wait_null_id_errors(before + 1)
+    assert errors[-1]["error"]["code"] in (PARSE_ERROR, INVALID_REQUEST)
+    assert_still_serving(wire)
+
+
+def test_execute_unknown_command_gets_error(wire: WireClient) -> None:
+    response = wire.call("workspace/executeCommand", {"command": "tinyCopilot.noSuchCommand", "arguments": []})
+    assert response["error"]["code"] == INVALID_PARAMS
+    assert json.dumps(response)  # a plain JSON error object

@@ -1,0 +1,208 @@
+"""Start-up, settings, model loading, shutdown and exit of `tiny-copilot-lsp`, over real stdio."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from lsp_wire import WireClient
+
+from tiny_copilot.server.lsp import DEBUG_DOCUMENT_COMMAND, PARENT_POLL_S
+
+INVALID_REQUEST = -32600
+SERVER_NOT_INITIALIZED = -32002
+PROGRESS_CAPABILITIES = {"window": {"workDoneProgress": True}}
+
+
+def inline(wire: WireClient, uri: str, line: int, character: int) -> dict:
+    params = {"textDocument": {"uri": uri}, "position": {"line": line, "character": character}, "context": {"triggerKind": 2}}
+    return wire.call("textDocument/inlineCompletion", params, timeout_s=30)
+
+
+def wait_model_ready(wire: WireClient, timeout_s: float = 60.0) -> bool:
+    wire.notify("textDocument/didOpen", {"textDocument": {"uri": "untitled:probe", "languageId": "python", "version": 1, "text": ""}})
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        state = wire.call("workspace/executeCommand", {"command": DEBUG_DOCUMENT_COMMAND, "arguments": ["untitled:probe", 0, 0]})
+        if state["result"]["modelReady"]:
+            return True
+        time.sleep(0.05)
+    return False
+
+
+def wait_for_notification(wire: WireClient, method: str, predicate=lambda params: True, timeout_s: float = 30.0) -> dict:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        for message in wire.notifications:
+            if message["method"] == method and predicate(message["params"]):
+                return message["params"]
+        wire._pump(0.2)
+    raise TimeoutError(f"no {method} within {timeout_s} s; got {[m['method'] for m in wire.notifications]}")
+
+
+def wait_for_log(log_file: Path, text: str, timeout_s: float = 60.0) -> None:
+    deadline = time.monotonic() + timeout_s
+    while not (log_file.exists() and text in log_file.read_text()):
+        assert time.monotonic() < deadline, f"{text!r} not logged within {timeout_s} s"
+        time.sleep(0.05)
+
+
+def test_shutdown_then_exit_returns_zero(untrained_checkpoint: Path) -> None:
+    wire = WireClient(["--stdio", "--checkpoint", str(untrained_checkpoint)])
+    wire.initialize()
+    assert wire.call("shutdown")["result"] is None
+    assert wire.call("textDocument/completion", {"textDocument": {"uri": "file:///a"}, "position": {"line": 0, "character": 0}})["error"]["code"] == INVALID_REQUEST
+    wire.notify("exit")
+    assert wire.process.wait(10) == 0
+    assert wire.frame_errors == []
+
+
+def test_exit_without_shutdown_returns_one(untrained_checkpoint: Path) -> None:
+    wire = WireClient(["--stdio", "--checkpoint", str(untrained_checkpoint)])
+    wire.initialize()
+    wire.notify("exit")
+    assert wire.process.wait(10) == 1
+
+
+def test_closed_stdin_ends_the_server() -> None:
+    wire = WireClient(["--stdio", "--checkpoint", "/nonexistent"])
+    wire.initialize()
+    assert wire.close() == 1
+
+
+def test_closed_stdin_after_shutdown_returns_zero() -> None:
+    wire = WireClient(["--stdio", "--checkpoint", "/nonexistent"])
+    wire.initialize()
+    wire.call("shutdown")
+    assert wire.close() == 0
+
+
+def test_request_before_initialize_is_rejected() -> None:
+    wire = WireClient(["--stdio", "--checkpoint", "/nonexistent"])
+    response = wire.call("textDocument/completion", {"textDocument": {"uri": "file:///a"}, "position": {"line": 0, "character": 0}})
+    assert response["error"]["code"] == SERVER_NOT_INITIALIZED
+    assert "result" in wire.initialize()
+    wire.close()
+
+
+def test_server_exits_when_editor_process_dies() -> None:
+    editor = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    wire = WireClient(["--stdio", "--checkpoint", "/nonexistent"])
+    wire.call("initialize", {"processId": editor.pid, "rootUri": None, "capabilities": {}})
+    wire.notify("initialized", {})
+    editor.kill()
+    editor.wait()
+    # The server keeps our stdin open, so only the process poll can end it.
+    assert wire.process.wait(PARENT_POLL_S * 3 + 5) == 1
+
+
+def test_initialize_answers_before_model_loads(untrained_checkpoint: Path) -> None:
+    wire = WireClient(["--stdio", "-vv", "--checkpoint", str(untrained_checkpoint)])
+    wire.initialize(PROGRESS_CAPABILITIES)
+    uri = "file:///early.py"
+    wire.notify("textDocument/didOpen", {"textDocument": {"uri": uri, "languageId": "python", "version": 1, "text": "import os\n"}})
+    started = time.monotonic()
+    response = inline(wire, uri, 1, 0)
+    assert time.monotonic() - started < 1.0
+    assert "result" in response
+
+    assert wait_model_ready(wire)
+    begin = wait_for_notification(wire, "$/progress", lambda params: params["value"]["kind"] == "begin")
+    end = wait_for_notification(wire, "$/progress", lambda params: params["value"]["kind"] == "end")
+    assert begin["token"] == end["token"]
+    assert end["value"]["message"] == "model ready"
+    wire.close()
+
+
+def test_missing_checkpoint_shows_fix_and_keeps_serving(tmp_path: Path) -> None:
+    wire = WireClient(["--stdio", "-vv", "--checkpoint", str(tmp_path / "no-such-model")])
+    wire.initialize(PROGRESS_CAPABILITIES)
+    message = wait_for_notification(wire, "window/showMessage")
+    assert message["type"] == 1  # Error
+    assert "no-such-model" in message["message"]
+    assert "--checkpoint" in message["message"]
+    end = wait_for_notification(wire, "$/progress", lambda params: params["value"]["kind"] == "end")
+    assert end["value"]["message"] == "model not loaded"
+
+    wire.notify("textDocument/didOpen", {"textDocument": {"uri": "file:///a.py", "languageId": "python", "version": 1, "text": "x"}})
+    assert inline(wire, "file:///a.py", 0, 1)["result"] == {"items": []}
+    wire.call("shutdown")
+    wire.notify("exit")
+    assert wire.process.wait(10) == 0
+
+
+def test_broken_checkpoint_shows_message(untrained_checkpoint: Path, tmp_path: Path) -> None:
+    broken = tmp_path / "broken"
+    broken.mkdir()
+    for file in untrained_checkpoint.iterdir():
+        (broken / file.name).write_bytes(file.read_bytes())
+    (broken / "model.safetensors").write_bytes(b"truncated")
+    wire = WireClient(["--stdio", "--checkpoint", str(broken)])
+    wire.initialize()
+    message = wait_for_notification(wire, "window/showMessage")
+    assert message["type"] == 1
+    assert "model.safetensors" in message["message"]
+    wire.close()
+
+
+def test_invalid_settings_are_reported_and_defaulted(untrained_checkpoint: Path) -> None:
+    wire = WireClient(["--stdio", "-vv"])
+    options = {"tinyCopilot": {"checkpoint": str(untrained_checkpoint), "maxNewTokens": -3, "noSuchSetting": 1}}
+    wire.initialize(PROGRESS_CAPABILITIES, options)
+    warning = wait_for_notification(wire, "window/showMessage", lambda params: "maxNewTokens" in params["message"])
+    assert warning["type"] == 2  # Warning
+    wait_for_notification(wire, "window/showMessage", lambda params: "noSuchSetting" in params["message"])
+    # The valid entry still applies: the checkpoint from the settings loads.
+    assert wait_model_ready(wire)
+    wire.close()
+
+
+def test_checkpoint_setting_change_reloads_model(untrained_checkpoint: Path, tmp_path: Path) -> None:
+    wire = WireClient(["--stdio", "-vv"])
+    wire.initialize(PROGRESS_CAPABILITIES, {"checkpoint": str(tmp_path / "missing")})
+    wait_for_notification(wire, "window/showMessage", lambda params: "missing" in params["message"])
+
+    wire.notify("workspace/didChangeConfiguration", {"settings": {"tinyCopilot": {"checkpoint": str(untrained_checkpoint)}}})
+    assert wait_model_ready(wire)
+    ends = [m for m in wire.notifications if m["method"] == "$/progress" and m["params"]["value"]["kind"] == "end"]
+    assert [m["params"]["value"]["message"] for m in ends][-1] == "model ready"
+    wire.close()
+
+
+def test_document_text_is_logged_only_at_debug(untrained_checkpoint: Path, tmp_path: Path) -> None:
+    marker = "secret_marker_7f3a"
+    for flags, expect_text in ((["-v"], False), (["-vv"], True)):
+        log_file = tmp_path / f"server{len(flags[0])}.log"
+        wire = WireClient(["--stdio", *flags, "--checkpoint", str(untrained_checkpoint)], log_file=log_file)
+        wire.initialize()
+        wait_for_log(log_file, "loaded ")
+        wire.notify("textDocument/didOpen", {"textDocument": {"uri": "file:///s.py", "languageId": "python", "version": 1, "text": marker}})
+        inline(wire, "file:///s.py", 0, len(marker))
+        wire.call("shutdown")
+        wire.notify("exit")
+        assert wire.process.wait(10) == 0
+        assert (marker in log_file.read_text()) is expect_text, flags
+
+
+def test_debug_command_needs_verbose_debug(untrained_checkpoint: Path) -> None:
+    wire = WireClient(["--stdio", "-v", "--checkpoint", str(untrained_checkpoint)])
+    capabilities = wire.initialize()["result"]["capabilities"]
+    assert DEBUG_DOCUMENT_COMMAND not in capabilities.get("executeCommandProvider", {}).get("commands", [])
+    response = wire.call("workspace/executeCommand", {"command": DEBUG_DOCUMENT_COMMAND, "arguments": ["file:///a"]})
+    assert "error" in response
+    wire.close()
+
+
+@pytest.mark.parametrize("flag", ["--help", "--version-does-not-exist"])
+def test_cli_prints_nothing_to_stdout_on_errors(flag: str) -> None:
+    result = subprocess.run([sys.executable, "-m", "tiny_copilot.server.cli", flag], capture_output=True, text=True, timeout=30)
+    if flag == "--help":
+        assert result.returncode == 0
+        assert "--checkpoint" in result.stdout
+    else:
+        assert result.returncode == 2
+        assert result.stdout == ""
+        assert "unrecognized arguments" in result.stderr
