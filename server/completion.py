@@ -46,6 +46,21 @@ class Suggestion:
     """The engine's stop reason: "end_of_text", "stop", "max_tokens" or "context_full"."""
 
 
+@dataclass(frozen=True)
+class CompletionStats:
+    """Diagnostics of the latest request, kept even when it produced no suggestion."""
+
+    prompt_tokens: int
+    reused_tokens: int
+    generated_tokens: int
+    healing_prefix: str
+    mode: Mode
+    stop_reason: str
+    prefill_ms: float
+    decode_ms: float
+    elapsed_ms: float
+
+
 class Completer:
     """Turns (text, cursor) into a `Suggestion` with one engine; not thread-safe."""
 
@@ -53,6 +68,8 @@ class Completer:
         self.engine = engine
         self.settings = settings
         self.budget = self._fit_budget(settings)
+        self.last_stats: CompletionStats | None = None
+        """Diagnostics of the latest completed request; None before the first one."""
 
     def update_settings(self, settings: ServerSettings) -> None:
         """Use `settings` from the next request on; the checkpoint field is the caller's to apply."""
@@ -104,6 +121,17 @@ class Completer:
         truncated = generation.stop_reason in ("max_tokens", "context_full")
         result = finalize(insertion, context, mode, settings.max_lines, truncated)
         elapsed_ms = (time.perf_counter() - started) * 1000
+        self.last_stats = CompletionStats(
+            prompt_tokens=len(prompt.ids),
+            reused_tokens=generation.reused_tokens,
+            generated_tokens=len(generation.token_ids),
+            healing_prefix=healing,
+            mode=mode,
+            stop_reason=generation.stop_reason,
+            prefill_ms=generation.prefill_ms,
+            decode_ms=generation.decode_ms,
+            elapsed_ms=elapsed_ms,
+        )
         log.debug(
             "completion: offset %d, mode %s, %d prompt tokens (%d cached), healing %r, %s, %.1f ms",
             offset, mode, len(prompt.ids), generation.reused_tokens, healing, generation.stop_reason, elapsed_ms,

@@ -33,6 +33,9 @@ the first cut rarely loses text the budget could hold."""
 FIM_SENTINEL_TOKENS = 3
 """Tokens that `spm_prompt` adds around the prefix and suffix: <pre>, <suf> and <mid>."""
 
+CURSOR_LINE_RESERVE = 0.125
+"""Share of the prefix budget kept for the cursor's line when the window start is chosen."""
+
 MIN_PREFIX_TOKENS = 16
 """Smallest prefix budget that `fit_budgets` leaves; below it suggestions are noise."""
 
@@ -116,35 +119,44 @@ def build_prompt(
 
 
 def prefix_window(tokenizer: CodeTokenizer, text: str, offset: int, budget_tokens: int) -> tuple[int, list[int]]:
-    """Return the start of the prefix window and the ids of `text[start:offset]` (at most `budget_tokens`)."""
+    """Return the start of the prefix window and the ids of `text[start:offset]` (at most `budget_tokens`).
+
+    The start is the first grid point (moved to the next newline) whose complete lines, up to the
+    cursor's line, fit the budget less `CURSOR_LINE_RESERVE` of it. Typing on the cursor's line leaves
+    those lines alone, so the start stays put even where a keystroke merges or splits tokens.
+    """
     if offset == 0 or budget_tokens == 0:
         return offset, []
     step = grid_step_chars(budget_tokens)
     lowest = max(0, offset - budget_tokens * MAX_CHARS_PER_TOKEN)
     grid_point = -(-lowest // step) * step  # the first grid point at or after the character cut
+    line_start = text.rfind("\n", 0, offset) + 1
+    lines_budget = budget_tokens - int(budget_tokens * CURSOR_LINE_RESERVE)
 
     # Tokenize the widest window once. A later window start reuses its tokens when one of them
     # starts exactly there, as one does at a newline after a non-space character.
     wide_start = _newline_at_or_after(text, grid_point, offset) if lowest > 0 else 0
     wide = tokenizer.inner.encode(text[wide_start:offset], add_special_tokens=False)
     token_starts = [wide_start + start for start, _ in wide.offsets]
-    start, ids = wide_start, wide.ids
-    while len(ids) > budget_tokens:
+    tokens_before_line = bisect.bisect_left(token_starts, line_start)
+
+    start = wide_start
+    while True:
+        index = bisect.bisect_left(token_starts, start)
+        if tokens_before_line - index <= lines_budget and len(wide.ids) - index <= budget_tokens:
+            if index < len(token_starts) and token_starts[index] == start:
+                ids = wide.ids[index:]
+            else:
+                ids = tokenizer.encode(text[start:offset])
+            if len(ids) <= budget_tokens:
+                return start, ids
         grid_point += step
         if grid_point >= offset:
-            # NOTE: a line longer than the budget has no newline to start at; the window then starts
-            # at a token boundary that moves with every keystroke.
-            ids = wide.ids[-budget_tokens:]
-            return token_starts[-budget_tokens], ids
+            # Only text of several tokens per character (non-ASCII) gets here, because a grid point
+            # lies less than `step` = budget characters before the cursor. NOTE: this start moves
+            # with every keystroke.
+            return token_starts[-budget_tokens], wide.ids[-budget_tokens:]
         start = _newline_at_or_after(text, grid_point, offset)
-        index = bisect.bisect_left(token_starts, start)
-        if len(wide.ids) - index > budget_tokens:
-            continue  # even counted on the wide window, this start leaves too many tokens
-        if index < len(token_starts) and token_starts[index] == start:
-            ids = wide.ids[index:]
-        else:
-            ids = tokenizer.encode(text[start:offset])
-    return start, ids
 
 
 def suffix_window(tokenizer: CodeTokenizer, text: str, offset: int, budget_tokens: int) -> tuple[int, list[int]]:
@@ -163,12 +175,13 @@ def suffix_window(tokenizer: CodeTokenizer, text: str, offset: int, budget_token
     if len(encoding.ids) <= budget_tokens:
         return char_end, encoding.ids
 
-    # Keep whole lines: end at the last token boundary before a newline that still fits.
+    # Keep whole lines: end at the last token boundary next to a newline that still fits. Some
+    # pre-tokenizers (GPT-4's) end a token with the newline, others (GPT-2's) start the next one with it.
     window = text[offset:char_end]
     keep = budget_tokens
     for count in range(budget_tokens, 0, -1):
         token_end = encoding.offsets[count - 1][1]
-        if token_end < len(window) and window[token_end] == "\n":
+        if window[token_end - 1] == "\n" or (token_end < len(window) and window[token_end] == "\n"):
             keep = count
             break
     return offset + encoding.offsets[keep - 1][1], encoding.ids[:keep]

@@ -1,0 +1,206 @@
+"""Stop rules and clean-up of suggestions, on hand-made documents with the cursor marked by "|"."""
+
+from __future__ import annotations
+
+import pytest
+
+from tiny_copilot.server.postprocess import (
+    CursorContext,
+    IndentStyle,
+    apply_indent_style,
+    choose_mode,
+    cut_index,
+    detect_indent,
+    finalize,
+    trim_line_after_overlap,
+)
+
+
+def context_at(marked: str, language_id: str | None = "python") -> CursorContext:
+    """Build the context of a document whose cursor is marked by "|"."""
+    offset = marked.index("|")
+    return CursorContext.from_text(marked[:offset] + marked[offset + 1 :], offset, language_id)
+
+
+def accept(marked: str, suggestion: tuple[str, int] | None) -> str:
+    """Return the document after accepting `suggestion` at the "|" cursor."""
+    assert suggestion is not None
+    text, replace_chars = suggestion
+    offset = marked.index("|")
+    return marked[:offset] + text + marked[offset + 1 + replace_chars :]
+
+
+@pytest.mark.parametrize(
+    ("marked", "multiline", "mode"),
+    [
+        ("def f():\n    |", "auto", "multi"),  # blank line after a block opener
+        ("int f() {\n    |\n}", "auto", "multi"),
+        ("x = [\n    |\n]", "auto", "multi"),
+        ("x = 1\n|", "auto", "single"),  # blank line, no opener above
+        ("def f():\n    return |", "auto", "single"),  # code before the cursor
+        ("print(|)", "auto", "single"),
+        ("def f():\n    |x = 1", "auto", "single"),  # mid-line: code after the cursor
+        ("def f():\n    |", "never", "single"),
+        ("x = 1\n|", "always", "multi"),
+        ("call(a, |)", "always", "multi"),  # only closers after the cursor
+        ("call(|a)", "always", "single"),
+    ],
+)
+def test_choose_mode(marked: str, multiline: str, mode: str):
+    assert choose_mode(context_at(marked), multiline) == mode
+
+
+def test_colon_opens_block_in_python_only():
+    assert choose_mode(context_at("case 1:\n    |", "python"), "auto") == "multi"
+    assert choose_mode(context_at("case 1:\n    |", "c"), "auto") == "single"
+
+
+def test_single_line_cuts_at_newline():
+    context = context_at("x = |")
+    assert cut_index("foo(1)\nbar", context, "single", 8) == len("foo(1)")
+    assert cut_index("foo(1", context, "single", 8) is None
+
+
+def test_multi_line_stops_at_blank_line():
+    context = context_at("def f():\n    |")
+    generated = "x = 1\n    return x\n\ndef g():"
+    assert cut_index(generated, context, "multi", 8) == len("x = 1\n    return x")
+
+
+def test_multi_line_waits_for_blank_line_to_complete():
+    context = context_at("def f():\n    |")
+    assert cut_index("x = 1\n", context, "multi", 8) is None
+    assert cut_index("x = 1\n    ", context, "multi", 8) is None
+
+
+def test_multi_line_stops_at_dedent():
+    context = context_at("def f():\n    if x:\n        |")
+    generated = "y = 1\n        z = 2\n    return y"
+    assert cut_index(generated, context, "multi", 8) == len("y = 1\n        z = 2")
+
+
+def test_multi_line_keeps_deeper_lines():
+    context = context_at("def f():\n    |")
+    generated = "for i in x:\n        print(i)\n    return"
+    assert cut_index(generated, context, "multi", 8) is None
+
+
+def test_multi_line_stops_at_closing_brace_of_block():
+    context = context_at("int f() {\n    |\n}", "c")
+    assert cut_index("return 1;\n}", context, "multi", 8) == len("return 1;")
+
+
+def test_multi_line_stops_at_max_lines():
+    context = context_at("def f():\n    |")
+    generated = "a = 1\n    b = 2\n    c = 3\n    d"
+    assert cut_index(generated, context, "multi", 3) == len("a = 1\n    b = 2\n    c = 3")
+
+
+def test_multi_line_stops_at_repeated_next_line():
+    context = context_at("def f():\n    |\n    return total\n")
+    generated = "total = 0\n    return total\n"
+    assert cut_index(generated, context, "multi", 8) == len("total = 0")
+
+
+def test_finalize_applies_line_rules_after_generation():
+    context = context_at("def f():\n    |")
+    assert finalize("x = 1\n    return x\n\nfoo", context, "multi", 8) == ("x = 1\n    return x", 0)
+
+
+def test_finalize_drops_incomplete_last_line_when_truncated():
+    context = context_at("def f():\n    |")
+    assert finalize("x = 1\n    return x + y +", context, "multi", 8, truncated=True) == ("x = 1", 0)
+    assert finalize("x = 1 + y +", context, "multi", 8, truncated=True) == ("x = 1 + y +", 0)
+
+
+@pytest.mark.parametrize("generated", ["", "   ", "\n", " \t \n  "])
+def test_finalize_drops_whitespace_only(generated: str):
+    assert finalize(generated, context_at("x = |"), "single", 8) is None
+
+
+def test_finalize_removes_carriage_returns():
+    assert finalize("a\r\n    b", context_at("def f():\n    |"), "multi", 8) == ("a\n    b", 0)
+
+
+def test_finalize_trims_trailing_whitespace():
+    assert finalize("foo()   ", context_at("x = |"), "single", 8) == ("foo()", 0)
+
+
+@pytest.mark.parametrize(
+    ("marked", "generated", "accepted"),
+    [
+        ("print(|)", "x)", "print(x)"),  # the auto-inserted ")" is not doubled
+        ("print(|)", "foo(a)", "print(foo(a))"),  # this ")" closes the suggestion's own "("
+        ("print(|)", "foo(a))", "print(foo(a))"),
+        ("f(g(|))", "x))", "f(g(x))"),
+        ("f(g(|))", "x)", "f(g(x))"),  # a partial run of closers
+        ("if f(|):", "x):", "if f(x):"),
+        ("if f(|):", "x)", "if f(x):"),
+        ('print("|")', 'hi")', 'print("hi")'),
+        ("call(|, b)", "a, b)", "call(a, b)"),  # the whole rest of the line repeated
+        ("print(|)", "x) + 1", "print(x) + 1"),  # goes past the ")": replaces it
+        ("x = |", "1", "x = 1"),
+    ],
+)
+def test_finalize_avoids_doubling_line_after(marked: str, generated: str, accepted: str):
+    assert accept(marked, finalize(generated, context_at(marked), "single", 8)) == accepted
+
+
+def test_overlap_keeps_word_that_only_ends_like_rest():
+    # "x" after the cursor is not a closer: trimming only one matching letter would guess.
+    assert trim_line_after_overlap("max", "y = ", "x + 1") == ("max", 0)
+
+
+def test_overlap_replaces_only_matching_closers():
+    assert trim_line_after_overlap("x] + 1", "print(", ")") == ("x] + 1", 0)
+
+
+def test_finalize_drops_lines_that_follow_cursor():
+    marked = "def f():\n    |\n    return total\n"
+    assert finalize("total = 0\n    return total", context_at(marked), "multi", 8) == ("total = 0", 0)
+
+
+def test_finalize_drops_copy_of_next_line():
+    marked = "def f():\n    |\n    return total\n"
+    assert finalize("return total", context_at(marked), "multi", 8) is None
+
+
+def test_finalize_drops_copy_of_next_lines_skipping_blank():
+    marked = "x = 1\n|\n\ny = 2\nz = 3\n"
+    assert finalize("y = 2\nz = 3", context_at(marked), "multi", 8) is None
+
+
+def test_detect_indent_styles():
+    assert detect_indent("def f():\n    if x:\n        y\n") == IndentStyle(use_tabs=False, width=4)
+    assert detect_indent("def f():\n  if x:\n    y\n  z\n") == IndentStyle(use_tabs=False, width=2)
+    assert detect_indent("int f() {\n\tif (x) {\n\t\ty();\n\t}\n}\n").use_tabs
+    assert detect_indent("") == IndentStyle(use_tabs=False, width=4)
+
+
+def test_indent_follows_tab_document():
+    marked = "int f() {\n\tif (x) {\n\t\t|\n\t}\n}\n"
+    context = context_at(marked, "c")
+    assert context.indent.use_tabs
+    result = finalize("a();\n        b();", context, "multi", 8)
+    assert result == ("a();\n\t\tb();", 0)
+
+
+def test_indent_follows_space_document():
+    marked = "def f():\n    if x:\n        |\n"
+    result = finalize("a()\n\t\tb()", context_at(marked), "multi", 8)
+    assert result == ("a()\n        b()", 0)
+
+
+def test_indent_of_first_line_on_blank_line():
+    style = IndentStyle(use_tabs=True, width=4)
+    assert apply_indent_style("    a\n    b", style, "") == "\ta\n\tb"
+    assert apply_indent_style("  a", style, "x =") == "  a", "text after code on the line keeps its spaces"
+
+
+def test_context_at_document_edges():
+    empty = CursorContext.from_text("", 0)
+    assert (empty.line_before, empty.line_after, empty.next_lines) == ("", "", ())
+    text = "a 😀 b\nc"
+    for offset in range(len(text) + 1):
+        context = CursorContext.from_text(text, offset)
+        assert context.line_before + context.line_after in ("a 😀 b", "c")
