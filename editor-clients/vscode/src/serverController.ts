@@ -57,7 +57,7 @@ export class ServerController implements vscode.Disposable {
       }
       throw error;
     }
-    this.outputChannel.info(`Starting ${launch.command} ${launch.args.join(' ')} (from ${launch.origin})`);
+    this.outputChannel.info(`Starting ${[launch.command, ...launch.args].join(' ')} (from ${launch.origin})`);
 
     const client = this.createClient({
       command: launch.command,

@@ -2,7 +2,7 @@
 // Drive the extension in real VS Code (code-server + headless Chromium): open a file, type,
 // wait for ghost text from the language server, accept it with Tab and save.
 //
-//   node editor-clients/vscode/test/drive.mjs --checkpoint DIR --file example.py --type 'def '
+//   node editor-clients/vscode/test/drive.mjs --file example.py --type 'def ' [--checkpoint DIR]
 //       [--screenshot docs/ghost-text.png] [--artifacts DIR] [--result result.json]
 //
 // It prints (and with --result writes) a JSON report: the saved text before Tab, the ghost text
@@ -27,7 +27,6 @@ import {
   describeGhostDom,
   openFile,
   openWorkbench,
-  readGhostText,
   statusText,
   waitForGhostText,
   waitForStatus,
@@ -48,10 +47,14 @@ const CHROMIUM_ARGS = [
 const VIEWPORT = { width: 1280, height: 800 };
 const TYPE_DELAY_MS = 40;
 const SAVE_TIMEOUT_MS = 10_000;
+// Ask for the ghost text again (Alt+\\) after this long without any.
+const GHOST_RETRIGGER_MS = 5_000;
+const GHOST_RETRIGGER_AFTER_SAVE_MS = 1_000;
 
-const HELP = `Usage: node drive.mjs --checkpoint DIR --file FILE --type TEXT [options]
+const HELP = `Usage: node drive.mjs --file FILE --type TEXT [options]
 
-  --checkpoint DIR    checkpoint folder the server loads (tinyCopilot.checkpoint)
+  --checkpoint DIR    checkpoint folder the server loads (tinyCopilot.checkpoint);
+                      without it the server loads the model shipped with the package
   --file FILE         file to open; a copy is edited in a temporary workspace
   --type TEXT         text typed at the end of the file; a newline in TEXT presses Enter
   --screenshot PNG    also save the ghost-text screenshot here
@@ -63,6 +66,8 @@ const HELP = `Usage: node drive.mjs --checkpoint DIR --file FILE --type TEXT [op
   --chromium PATH     Chromium binary (default: /usr/bin/chromium)
   --setting K=JSON    extra user setting, repeatable, e.g. --setting tinyCopilot.maxLines=1
   --timeout-s N       limit for each wait: workbench, server ready, ghost text (default: 60)
+  --stop-at-status RE stop once the status bar item matches the regular expression RE,
+                      without typing (checks the error and disabled states)
   --keep              keep the temporary profile folder and print its path`;
 
 function parseOptions(argv) {
@@ -84,6 +89,7 @@ function parseOptions(argv) {
       chromium: { type: 'string', default: '/usr/bin/chromium' },
       setting: { type: 'string', multiple: true, default: [] },
       'timeout-s': { type: 'string', default: '60' },
+      'stop-at-status': { type: 'string' },
       keep: { type: 'boolean', default: false },
       help: { type: 'boolean', default: false },
     },
@@ -92,16 +98,18 @@ function parseOptions(argv) {
     console.log(HELP);
     process.exit(0);
   }
-  for (const required of ['checkpoint', 'file', 'type']) {
-    if (values[required] === undefined) {
-      throw new Error(`--${required} is required\n\n${HELP}`);
+  const required = values['stop-at-status'] === undefined ? ['file', 'type'] : ['file'];
+  for (const name of required) {
+    if (values[name] === undefined) {
+      throw new Error(`--${name} is required\n\n${HELP}`);
     }
   }
   const timeoutS = Number(values['timeout-s']);
   if (!Number.isFinite(timeoutS) || timeoutS <= 0) {
     throw new Error(`--timeout-s must be a positive number of seconds, got ${JSON.stringify(values['timeout-s'])}`);
   }
-  return { ...values, timeoutMs: timeoutS * 1000, extraSettings: parseSettings(values.setting) };
+  const stopAtStatus = values['stop-at-status'] === undefined ? undefined : new RegExp(values['stop-at-status']);
+  return { ...values, timeoutMs: timeoutS * 1000, extraSettings: parseSettings(values.setting), stopAtStatus };
 }
 
 function parseSettings(pairs) {
@@ -147,7 +155,9 @@ async function main() {
   await requireFile(options.vsix, 'the .vsix', 'run editor-clients/vscode/scripts/package.sh');
   await requireFile(options.chromium, 'Chromium', 'install it with: apt-get install chromium');
   await requireFile(options.server, 'tiny-copilot-lsp', 'install the package into .venv or pass --server');
-  await requireFile(options.checkpoint, 'the checkpoint folder', 'pass --checkpoint DIR');
+  if (options.checkpoint !== undefined) {
+    await requireFile(options.checkpoint, 'the checkpoint folder', 'pass an existing folder to --checkpoint');
+  }
   await fs.mkdir(options.artifacts, { recursive: true });
 
   const started = Date.now();
@@ -163,9 +173,11 @@ async function main() {
   const fileName = path.basename(options.file);
   const workspaceFile = path.join(dirs.workspace, fileName);
   await fs.copyFile(options.file, workspaceFile);
+  const checkpointSetting =
+    options.checkpoint === undefined ? {} : { 'tinyCopilot.checkpoint': path.resolve(options.checkpoint) };
   await writeUserSettings(dirs, {
     'tinyCopilot.serverPath': path.resolve(options.server),
-    'tinyCopilot.checkpoint': path.resolve(options.checkpoint),
+    ...checkpointSetting,
     ...options.extraSettings,
   });
   await installExtension(options['code-server'], dirs, path.resolve(options.vsix));
@@ -188,33 +200,15 @@ async function main() {
     mark('workbench_shown');
     await page.screenshot({ path: path.join(options.artifacts, '01-workbench.png') });
 
-    // 3. Open the file and wait until the model is loaded.
+    // 3. Open the file and wait until the model is loaded (or for the requested status).
     await openFile(page, fileName, options.timeoutMs);
-    report.status = await waitForStatus(page, /ready/, options.timeoutMs);
-    mark('server_ready');
-
-    // 4. Type at the end of the file and wait for the ghost text.
-    await page.keyboard.press('Control+End');
-    await page.keyboard.type(options.type, { delay: TYPE_DELAY_MS });
-    await waitForGhostText(page, options.timeoutMs, 5_000);
-    await page.keyboard.press('Control+S');
-    report.before = await waitForSave(workspaceFile, await fs.readFile(options.file, 'utf8'));
-    // Saving can hide the ghost text; waitForGhostText triggers it again when it does.
-    report.ghost = await waitForGhostText(page, options.timeoutMs, 1_000);
-    mark('ghost_text_shown');
-    await page.screenshot({ path: path.join(options.artifacts, '02-ghost-text.png') });
-    if (options.screenshot !== undefined) {
-      await fs.mkdir(path.dirname(path.resolve(options.screenshot)), { recursive: true });
-      await page.screenshot({ path: options.screenshot });
+    report.status = await waitForStatus(page, options.stopAtStatus ?? /ready/, options.timeoutMs);
+    mark('status_shown');
+    if (options.stopAtStatus !== undefined) {
+      await page.screenshot({ path: path.join(options.artifacts, '02-status.png') });
+    } else {
+      await typeAndAccept(page, options, workspaceFile, report, mark);
     }
-
-    // 5. Accept with Tab, save and read the file back.
-    await page.keyboard.press('Tab');
-    await page.keyboard.press('Control+S');
-    report.after = await waitForSave(workspaceFile, report.before);
-    report.ghost_after_accept = await readGhostText(page);
-    mark('accepted_and_saved');
-    await page.screenshot({ path: path.join(options.artifacts, '03-accepted.png') });
   } catch (error) {
     report.error = error.message;
     if (page !== undefined) {
@@ -239,6 +233,31 @@ async function main() {
   }
   console.log(json);
   return report.error === undefined ? 0 : 1;
+}
+
+/** Type at the end of the file, wait for ghost text, accept it with Tab; fill in `report`. */
+async function typeAndAccept(page, options, workspaceFile, report, mark) {
+  await page.keyboard.press('Control+End');
+  await page.keyboard.type(options.type, { delay: TYPE_DELAY_MS });
+  await waitForGhostText(page, options.timeoutMs, GHOST_RETRIGGER_MS);
+  await page.keyboard.press('Control+S');
+  report.before = await waitForSave(workspaceFile, await fs.readFile(options.file, 'utf8'));
+
+  // Saving can hide the ghost text; waitForGhostText triggers it again when it does.
+  report.ghost = await waitForGhostText(page, options.timeoutMs, GHOST_RETRIGGER_AFTER_SAVE_MS);
+  report.ghost_dom = await describeGhostDom(page);
+  mark('ghost_text_shown');
+  await page.screenshot({ path: path.join(options.artifacts, '02-ghost-text.png') });
+  if (options.screenshot !== undefined) {
+    await fs.mkdir(path.dirname(path.resolve(options.screenshot)), { recursive: true });
+    await page.screenshot({ path: options.screenshot });
+  }
+
+  await page.keyboard.press('Tab');
+  await page.keyboard.press('Control+S');
+  report.after = await waitForSave(workspaceFile, report.before);
+  mark('accepted_and_saved');
+  await page.screenshot({ path: path.join(options.artifacts, '03-accepted.png') });
 }
 
 /** Keep code-server's log and the extension's output channel with the screenshots. */

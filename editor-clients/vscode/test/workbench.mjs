@@ -52,8 +52,8 @@ export async function waitForStatus(page, pattern, timeoutMs) {
  * Return the ghost text shown in the focused editor, or '' when none is shown.
  *
  * The first line is inline text decorated with .ghost-text-decoration; further lines of a
- * multi-line suggestion are view lines inside the .ghost-text view zone below it. Monaco renders
- * spaces as U+00A0, which are turned back into spaces.
+ * multi-line suggestion are view lines inside the .suggest-preview-text view zone below it.
+ * Monaco renders spaces as U+00A0, which are turned back into spaces.
  */
 export async function readGhostText(page) {
   return page.evaluate(() => {
@@ -64,21 +64,23 @@ export async function readGhostText(page) {
     const inline = [...editor.querySelectorAll('.view-lines .ghost-text-decoration')]
       .map((element) => element.textContent ?? '')
       .join('');
-    const extraLines = [...editor.querySelectorAll('.view-zones .ghost-text .view-line')].map(
-      (element) => element.textContent ?? '',
-    );
-    const text = [inline, ...extraLines].join('\n');
-    return text.replace(/\u00a0/g, ' ');
+    const zone = editor.querySelector('.suggest-preview-text');
+    const extraLines = zone === null ? [] : [...zone.querySelectorAll('.view-line')].map((line) => line.textContent ?? '');
+    return [inline, ...extraLines].join('\n').replace(/\u00a0/g, ' ');
   });
 }
 
-/** Return the outer HTML of the ghost text elements, for the artifacts of a failed run. */
+/** Return the HTML of the ghost text elements, for the report of a run. */
 export async function describeGhostDom(page) {
-  return page.evaluate(() =>
-    [...document.querySelectorAll('.monaco-editor.focused [class*="ghost-text"]')]
-      .map((element) => element.outerHTML)
-      .join('\n'),
-  );
+  return page.evaluate(() => {
+    const editor = document.querySelector('.monaco-editor.focused');
+    if (editor === null) {
+      return '';
+    }
+    const inline = [...editor.querySelectorAll('.view-lines .ghost-text-decoration')].map((element) => element.outerHTML);
+    const zone = editor.querySelector('.suggest-preview-text');
+    return [...inline, zone?.outerHTML ?? ''].join('\n');
+  });
 }
 
 /**
