@@ -1,0 +1,191 @@
+"""Typing replay through the real language server, and the word-completion baseline on the same text.
+
+One server process serves the whole replay, started as an editor starts it (stdio, default settings,
+`--checkpoint DIR`), with info-level logging to a file: debug logging would write every message and
+slow the requests being timed. Before the replay, a cold-start probe measures the time from spawning
+the server to its first non-empty suggestion. After it, the server's resident memory is read from
+/proc, and its KV-cache hit rate from the line it logs on shutdown.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import re
+import shutil
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from .eval_data import EvalFile
+from .eval_line import LSP_LANGUAGE_IDS
+from .eval_lsp_client import LspSource, StdioLanguageClient
+from .eval_metrics import percentile
+from .eval_typing import TypingResult, WordCompletionSource, replay
+
+log = logging.getLogger(__name__)
+
+# The server logs its share of prompt tokens served from the KV cache when it shuts down.
+# TODO: read this from a structured stats request once the server offers one; a log line can change.
+_CACHE_LOG_LINE = re.compile(r"shutdown requested; cache hit rate ([0-9.]+)%")
+_COLD_START_PROBE = "import os\n\n\ndef main():\n    path = os.path."
+_COLD_START_POLL_S = 0.05
+
+
+@dataclass(frozen=True)
+class ReplayLimits:
+    """How much text the replay types."""
+
+    max_files: int = 8
+    """Files replayed; each one gets a new document."""
+    max_chars_per_file: int = 600
+    """Characters typed per file; a longer file is opened with the text before a window of this size."""
+    cold_start_timeout_s: float = 120.0
+    """How long the cold-start probe waits for a first non-empty suggestion."""
+
+    def __post_init__(self) -> None:
+        if self.max_files < 1:
+            raise ValueError(f"ReplayLimits.max_files must be >= 1, got {self.max_files}")
+        if self.max_chars_per_file < 1:
+            raise ValueError(f"ReplayLimits.max_chars_per_file must be >= 1, got {self.max_chars_per_file}")
+        if not self.cold_start_timeout_s > 0:
+            raise ValueError(f"ReplayLimits.cold_start_timeout_s must be > 0, got {self.cold_start_timeout_s}")
+
+
+@dataclass(frozen=True)
+class ReplaySpan:
+    file: EvalFile
+    before: str
+    """Text already in the document when it is opened."""
+    to_type: str
+
+
+def plan_spans(files: list[EvalFile], limits: ReplayLimits, rng: random.Random) -> list[ReplaySpan]:
+    """Pick the files and, in each, the window to type: a whole short file, else a window at a line start."""
+    chosen = rng.sample(files, min(limits.max_files, len(files)))
+    spans = []
+    for eval_file in sorted(chosen, key=lambda f: f.name):
+        text = eval_file.text
+        if len(text) <= limits.max_chars_per_file:
+            spans.append(ReplaySpan(eval_file, "", text))
+            continue
+        last_start = len(text) - limits.max_chars_per_file
+        line_starts = [0] + [i + 1 for i, char in enumerate(text[:last_start]) if char == "\n"]
+        start = rng.choice(line_starts)
+        spans.append(ReplaySpan(eval_file, text[:start], text[start : start + limits.max_chars_per_file]))
+    return spans
+
+
+def server_command(checkpoint: Path, log_file: Path) -> list[str]:
+    """Return the command an editor runs: the installed `tiny-copilot-lsp` next to this interpreter."""
+    script = Path(sys.executable).with_name("tiny-copilot-lsp")
+    program = [str(script)] if script.exists() else [shutil.which("tiny-copilot-lsp") or "tiny-copilot-lsp"]
+    return [*program, "--checkpoint", str(checkpoint), "-v", "--log-file", str(log_file)]
+
+
+def run_typing_replay(
+    checkpoint: Path,
+    spans: list[ReplaySpan],
+    workdir: Path,
+    limits: ReplayLimits,
+    settings: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """Replay `spans` through the server and through the word-completion baseline; return both and the server figures.
+
+    `settings` (editor JSON) reach the server as initializationOptions and as its workspace configuration.
+    """
+    workdir.mkdir(parents=True, exist_ok=True)
+    log_file = workdir / "server.log"
+    client = StdioLanguageClient(server_command(checkpoint, log_file), workdir / "server.stderr", settings=settings)
+    try:
+        client.initialize(workdir)
+        cold_start = _probe_cold_start(client, workdir, limits.cold_start_timeout_s)
+        model = TypingResult()
+        per_file = []
+        for index, span in enumerate(spans):
+            uri = (workdir / f"replay-{index}{Path(span.file.name).suffix}").as_uri()
+            source = LspSource(client, uri, LSP_LANGUAGE_IDS.get(span.file.language, "plaintext"))
+            result = replay(source, span.before, span.to_type, len(span.file.text))
+            model.merge(result)
+            per_file.append({"file": span.file.name, "chars": result.chars, "keystrokes_saved": result.keystrokes_saved})
+            log.info("replayed %s: %d chars, %.1f%% keystrokes saved", span.file.name, result.chars, 100 * (result.keystrokes_saved or 0))
+        memory_kib = client.rss_kib()
+    finally:
+        client.close()
+
+    baseline = TypingResult()
+    for span in spans:
+        baseline.merge(replay(WordCompletionSource(), span.before, span.to_type, len(span.file.text)))
+    return {
+        "model": summarize(model),
+        "baseline_word_completion": summarize(baseline),
+        "ratio_to_baseline": _ratio(model.keystrokes_saved, baseline.keystrokes_saved),
+        "cold_start": cold_start,
+        "server_memory_kib": memory_kib,
+        "cache": read_cache_stats(log_file),
+        "per_file": per_file,
+        "server_command": server_command(checkpoint, log_file),
+    }
+
+
+def summarize(result: TypingResult) -> dict[str, Any]:
+    return {
+        "chars": result.chars,
+        "typed": result.typed,
+        "keystrokes": result.keystrokes,
+        "keystrokes_saved": result.keystrokes_saved,
+        "accepted_chars_share": result.accepted_chars / result.chars if result.chars else None,
+        "requests": result.requests,
+        "shown": result.shown,
+        "accepted": result.accepted,
+        "acceptance_rate": result.accepted / result.shown if result.shown else None,
+        "latency_ms_p50": percentile(result.latencies_ms, 50),
+        "latency_ms_p95": percentile(result.latencies_ms, 95),
+        "latency_ms_p99": percentile(result.latencies_ms, 99),
+        "latencies_ms": result.latencies_ms,
+        "saved_by_position": result.saved_by_position,
+        "chars_by_position": result.chars_by_position,
+    }
+
+
+def read_cache_stats(log_file: Path) -> dict[str, Any]:
+    """Return the KV-cache hit rate (share of prompt tokens reused) that the server logged on shutdown."""
+    try:
+        text = log_file.read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        text = ""
+    matches = _CACHE_LOG_LINE.findall(text)
+    if not matches:
+        log.warning("no cache hit rate line in %s; the cache hit rate is unknown", log_file)
+        return {"hit_rate": None}
+    return {"hit_rate": float(matches[-1]) / 100}
+
+
+def _probe_cold_start(client: StdioLanguageClient, workdir: Path, timeout_s: float) -> dict[str, Any]:
+    """Ask for a suggestion until one is non-empty; the server returns no item while its model loads."""
+    source = LspSource(client, (workdir / "cold_start_probe.py").as_uri(), "python")
+    source.open(_COLD_START_PROBE)
+    first_reply_ms = None
+    attempts = 0
+    deadline = time.perf_counter() + timeout_s
+    try:
+        while time.perf_counter() < deadline:
+            suggestion = source.suggest()
+            attempts += 1
+            now_ms = (time.perf_counter() - client.spawned_at) * 1000
+            first_reply_ms = first_reply_ms if first_reply_ms is not None else now_ms
+            if suggestion:
+                return {"first_suggestion_ms": now_ms, "first_reply_ms": first_reply_ms, "requests": attempts}
+            time.sleep(_COLD_START_POLL_S)
+        log.warning("no non-empty suggestion within %.0f s of spawning the server", timeout_s)
+        return {"first_suggestion_ms": None, "first_reply_ms": first_reply_ms, "requests": attempts}
+    finally:
+        source.close()
+
+
+def _ratio(value: float | None, baseline: float | None) -> float | None:
+    if value is None or baseline is None or baseline <= 0:
+        return None
+    return value / baseline

@@ -1,0 +1,211 @@
+"""Write an evaluation's outputs: eval.json, report.md and PNG plots.
+
+Plots use matplotlib's Agg backend, chosen inside `write_plots`, so importing this module opens no
+display and costs nothing.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+from typing import Any
+
+from .eval_metrics import METRIC_DEFINITIONS
+
+log = logging.getLogger(__name__)
+
+TARGETS: dict[str, tuple[str, float]] = {
+    "line_exact_match": ("line completion exact match", 0.30),
+    "line_edit_similarity": ("line completion edit similarity", 60.0),
+    "humaneval_exact_match": ("HumanEval single-line exact match", 0.25),
+    "typing_keystrokes_saved": ("typing replay keystrokes saved", 0.25),
+    "typing_ratio_to_baseline": ("typing replay, ratio to word completion", 2.0),
+}
+
+
+def target_checks(results: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """Compare the measured figures with the shipped model's targets; a figure not measured is None."""
+    line = results.get("line_completion", {}).get("overall", {})
+    humaneval = results.get("humaneval", {}).get("summary", {})
+    typing = results.get("typing", {})
+    measured = {
+        "line_exact_match": line.get("exact_match"),
+        "line_edit_similarity": line.get("edit_similarity"),
+        "humaneval_exact_match": humaneval.get("exact_match"),
+        "typing_keystrokes_saved": typing.get("model", {}).get("keystrokes_saved"),
+        "typing_ratio_to_baseline": typing.get("ratio_to_baseline"),
+    }
+    return {
+        key: {"name": name, "target": target, "measured": measured[key], "met": None if measured[key] is None else measured[key] >= target}
+        for key, (name, target) in TARGETS.items()
+    }
+
+
+def write_json(results: dict[str, Any], path: Path) -> None:
+    path.write_text(json.dumps(results, indent=2, sort_keys=False) + "\n", encoding="utf-8")
+
+
+def write_markdown(results: dict[str, Any], path: Path, plots: dict[str, str]) -> None:
+    path.write_text("\n".join(markdown_lines(results, plots)) + "\n", encoding="utf-8")
+
+
+def markdown_lines(results: dict[str, Any], plots: dict[str, str]) -> list[str]:
+    checkpoint = results["checkpoint"]
+    held_out = results["held_out"]
+    lines = [
+        f"# Evaluation of `{checkpoint['path']}`",
+        "",
+        f"Model: {_fmt(checkpoint.get('parameters'), '{:,}')} parameters, step {checkpoint.get('step', 'n/a')}. "
+        f"Held-out data: {held_out['source']}, {held_out['files']} files "
+        f"({', '.join(f'{k} {v}' for k, v in held_out['files_by_language'].items()) or 'none'}); "
+        f"left out: {', '.join(f'{k} {v}' for k, v in held_out['left_out'].items()) or 'none'}. "
+        f"Seed {results['config']['seed']}; total time {results['timing_s'].get('total', 0):.0f} s.",
+        "",
+        "## Targets",
+        "",
+        "| figure | target | measured | met |",
+        "|---|---|---|---|",
+    ]
+    for check in results["targets"].values():
+        met = {True: "yes", False: "**no**", None: "not measured"}[check["met"]]
+        lines.append(f"| {check['name']} | {_fmt(check['target'])} | {_fmt(check['measured'])} | {met} |")
+
+    if "bits_per_byte" in results:
+        lines += ["", "## Bits per byte (left to right)", "", "| language | files | bytes | bits/byte |", "|---|---|---|---|"]
+        for language, row in results["bits_per_byte"].items():
+            lines.append(f"| {language} | {row['files']} | {row['bytes']:,} | {row['bits_per_byte']:.3f} |")
+
+    if "line_completion" in results:
+        line = results["line_completion"]
+        lines += ["", "## Line completion", "", "| language | cases | exact match | edit similarity | p50 ms | p95 ms |", "|---|---|---|---|---|---|"]
+        for language, row in line["by_language"].items():
+            lines.append(
+                f"| {language} | {row['cases']} | {_fmt(row['exact_match'])} | {_fmt(row['edit_similarity'])} | "
+                f"{_fmt(row['latency_ms_p50'], '{:.0f}')} | {_fmt(row['latency_ms_p95'], '{:.0f}')} |"
+            )
+
+    if "humaneval" in results:
+        summary = results["humaneval"]["summary"]
+        sandbox = summary["sandbox"]
+        lines += [
+            "",
+            "## HumanEval single-line infilling (Python)",
+            "",
+            f"{summary['tasks']} tasks: exact match {_fmt(summary['exact_match'])}, edit similarity "
+            f"{_fmt(summary['edit_similarity'])}, pass rate {_fmt(summary['pass_rate'])} ({summary['timeouts']} timeouts). "
+            f"Sandbox: {sandbox['timeout_s']} s wall clock, {sandbox['memory_mb']} MiB address space, temporary working "
+            f"folder, network isolation: {sandbox['network_isolation']}.",
+            "",
+            "Published exact match for comparison: "
+            + ", ".join(f"{name} {value:.2f}" for name, value in summary["published_exact_match"].items())
+            + ".",
+        ]
+
+    if "typing" in results:
+        lines += _typing_lines(results["typing"])
+
+    if plots:
+        lines += ["", "## Plots", ""] + [f"![{name}]({file})" for name, file in plots.items()]
+    lines += ["", "## Metric definitions", ""] + [f"- **{name}**: {text}" for name, text in METRIC_DEFINITIONS.items()]
+    return lines
+
+
+def _typing_lines(typing: dict[str, Any]) -> list[str]:
+    model, baseline = typing["model"], typing["baseline_word_completion"]
+    cold, cache, memory = typing["cold_start"], typing["cache"], typing["server_memory_kib"]
+    lines = [
+        "",
+        "## Typing replay through the language server",
+        "",
+        "| source | chars | keystrokes saved | shown | accepted | acceptance | p50 ms | p95 ms |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for name, row in (("tiny-copilot server", model), ("word completion (baseline)", baseline)):
+        lines.append(
+            f"| {name} | {row['chars']} | {_fmt(row['keystrokes_saved'])} | {row['shown']} | {row['accepted']} | "
+            f"{_fmt(row['acceptance_rate'])} | {_fmt(row['latency_ms_p50'], '{:.1f}')} | {_fmt(row['latency_ms_p95'], '{:.1f}')} |"
+        )
+    lines += [
+        "",
+        f"Ratio to the baseline: {_fmt(typing['ratio_to_baseline'])}. Cold start (spawn to first suggestion): "
+        f"{_fmt(cold['first_suggestion_ms'], '{:.0f}')} ms. Server memory: RSS {_fmt(memory.get('VmRSS'), '{:,}')} KiB, "
+        f"peak {_fmt(memory.get('VmHWM'), '{:,}')} KiB. KV-cache hit rate: {_fmt(cache['hit_rate'])} of prompt tokens "
+        "(all requests of the server, cold-start probe included).",
+    ]
+    return lines
+
+
+def write_plots(results: dict[str, Any], out_dir: Path, metrics_jsonl: Path | None) -> dict[str, str]:
+    """Draw the plots the results allow; return {title: file name} for the report."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    plots: dict[str, str] = {}
+    typing = results.get("typing")
+    if typing and typing["model"]["latencies_ms"]:
+        figure, axes = plt.subplots(figsize=(6, 3.5))
+        axes.hist(typing["model"]["latencies_ms"], bins=40, color="tab:blue")
+        axes.set_xlabel("inlineCompletion latency (ms, client side)")
+        axes.set_ylabel("requests")
+        axes.set_title("Typing replay latency")
+        plots["latency histogram"] = _save(figure, out_dir / "latency_histogram.png")
+
+    if typing:
+        figure, axes = plt.subplots(figsize=(6, 3.5))
+        tenths = [f"{10 * i}-{10 * i + 10}%" for i in range(len(typing["model"]["chars_by_position"]))]
+        for name, row in (("tiny-copilot", typing["model"]), ("word completion", typing["baseline_word_completion"])):
+            # A tenth of the file with no replayed characters has no share; NaN leaves a gap in the line.
+            shares = [s / c if c else float("nan") for s, c in zip(row["saved_by_position"], row["chars_by_position"])]
+            axes.plot(tenths, shares, marker="o", label=name)
+        axes.set_xlabel("position in the file")
+        axes.set_ylabel("share of characters accepted")
+        axes.tick_params(axis="x", labelrotation=45)
+        axes.legend()
+        axes.set_title("Characters saved by position")
+        plots["chars saved by position"] = _save(figure, out_dir / "chars_saved_by_position.png")
+
+    curves = read_loss_curves(metrics_jsonl) if metrics_jsonl else {}
+    if curves:
+        figure, axes = plt.subplots(figsize=(6, 3.5))
+        for name, points in curves.items():
+            axes.plot([p[0] for p in points], [p[1] for p in points], label=name)
+        axes.set_xlabel("step")
+        axes.set_ylabel("loss (nats/token) or bits/byte")
+        axes.legend()
+        axes.set_title("Training run")
+        plots["loss curves"] = _save(figure, out_dir / "loss_curves.png")
+    plt.close("all")
+    return plots
+
+
+def read_loss_curves(metrics_jsonl: Path) -> dict[str, list[tuple[float, float]]]:
+    """Collect (step, value) series of every loss or bits-per-byte field in a training metrics.jsonl."""
+    curves: dict[str, list[tuple[float, float]]] = {}
+    try:
+        lines = metrics_jsonl.read_text(encoding="utf-8").splitlines()
+    except OSError:
+        return curves
+    for line in lines:
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError:
+            continue
+        if not isinstance(record, dict) or not isinstance(record.get("step"), (int, float)):
+            continue
+        for key, value in record.items():
+            if ("loss" in key or "bpb" in key or "bits_per_byte" in key) and isinstance(value, (int, float)):
+                curves.setdefault(key, []).append((record["step"], float(value)))
+    return curves
+
+
+def _save(figure: Any, path: Path) -> str:
+    figure.tight_layout()
+    figure.savefig(path, dpi=100)
+    return path.name
+
+
+def _fmt(value: Any, pattern: str = "{:.3g}") -> str:
+    return "n/a" if value is None else pattern.format(value)
