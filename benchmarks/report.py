@@ -63,21 +63,18 @@ def replace_between_markers(text: str, table: str) -> str | None:
 
 
 def results_section(throughput_path: Path, eval_dir: Path, base: Path) -> list[str]:
-    """Return the markdown of both tables and the notes on missing inputs."""
-    lines: list[str] = []
-    notes: list[str] = []
-
+    """Return the markdown of both tables; a table without input says which file it needs."""
+    lines: list[str] = ["", "### Training throughput", ""]
     rows = read_throughput_rows(throughput_path)
-    lines += ["", "### Training throughput", ""]
     if rows:
         lines += ["| configuration | tokens/s | MFU |", "|---|---|---|"]
         for row in rows:
             lines.append(f"| {_configuration(row)} | {_number(row.get('tokens_per_s'), '{:,.0f}')} | {_percent(row.get('mfu'))} |")
     else:
-        notes.append(f"no training throughput results at {_relative(throughput_path, base)}")
+        lines.append(f"_Missing: no training throughput results at {_relative(throughput_path, base)}._")
 
-    evals = read_evals(eval_dir)
     lines += ["", "### Completion speed and quality", ""]
+    evals = read_evals(eval_dir)
     if evals:
         lines += [
             "| model | params | latency p50 / p95 ms | cache hit | cold start s | server RSS MiB | bits/byte | "
@@ -87,10 +84,7 @@ def results_section(throughput_path: Path, eval_dir: Path, base: Path) -> list[s
         for name, results in evals:
             lines.append(_eval_row(name, results, eval_dir, base))
     else:
-        notes.append(f"no evaluation results under {_relative(eval_dir, base)}")
-
-    if notes:
-        lines += [""] + [f"_Missing: {note}._" for note in notes]
+        lines.append(f"_Missing: no evaluation results under {_relative(eval_dir, base)}._")
     return lines + [""]
 
 
