@@ -1,14 +1,179 @@
-"""`tiny-copilot train` (placeholder until its owner lands it)."""
+"""`tiny-copilot train`: the flags are derived from TrainConfig, so help, defaults and checks live in one place."""
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
+import shlex
+import sys
+import typing
+from pathlib import Path
+from typing import Any, get_args, get_origin
+
+from .train_config import DEFAULT_TIME_BUDGET_S, TrainConfig, flag_of, resume_config
+
+DESCRIPTION = """\
+Train a small GPT on source code, on CPU or GPU. Data preparation (corpus, tokenizer, token files) runs
+first and is not counted in --time-budget; the budget covers the optimisation loop, including the
+start-up speed measurement, evaluations and checkpoints. Interrupt with Ctrl-C to save a checkpoint and
+stop; continue later with --resume. Under torchrun, each process trains on its own share of every step."""
+
+EPILOG = """\
+examples:
+  tiny-copilot train --time-budget 10m                      the standard library, preset small
+  tiny-copilot train --data ~/src/myproject --init default --time-budget 5m
+  tiny-copilot train --preset tiny --max-steps 500 --out runs/tiny
+  tiny-copilot train --resume --out runs/tiny --max-steps 1000
+  torchrun --nproc-per-node 2 -m tiny_copilot.training.cli train --device cpu --max-steps 100"""
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
-    parser = subparsers.add_parser("train", help="not implemented yet")
+    parser = subparsers.add_parser(
+        "train",
+        help="train a model on source code",
+        description=DESCRIPTION,
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    add_config_arguments(parser)
+    parser.add_argument(
+        "--resume",
+        action="store_true",
+        help="continue the run in --out (default: the newest run) from its last checkpoint, with the same "
+        "data order, schedule and optimizer state",
+    )
+    parser.add_argument("--dry-run", action="store_true", help="print the model shape and exact parameter count, then exit")
     parser.set_defaults(run=_run)
 
 
+def add_config_arguments(parser: argparse.ArgumentParser) -> None:
+    """Add one option per TrainConfig field; an option not given leaves no attribute on the namespace."""
+    hints = typing.get_type_hints(TrainConfig)
+    for field in dataclasses.fields(TrainConfig):
+        meta = field.metadata
+        kwargs: dict[str, Any] = {"dest": field.name, "default": argparse.SUPPRESS}
+        help_text = meta["help"]
+        if field.default not in (None, ()) and "default" not in help_text:
+            shown = repr(field.default) if isinstance(field.default, str) else field.default
+            help_text += f" (default {shown})"
+        kwargs["help"] = help_text.replace("%", "%%")
+        value_type = _value_type(hints[field.name])
+        if "choices" in meta:
+            kwargs["choices"] = meta["choices"]
+        if value_type is tuple:
+            kwargs["action"] = "extend" if meta.get("nargs") else "append"
+            if meta.get("nargs"):
+                kwargs["nargs"] = meta["nargs"]
+        else:
+            kwargs["type"] = meta.get("parse", value_type)
+        if "metavar" in meta:
+            kwargs["metavar"] = meta["metavar"]
+        parser.add_argument(flag_of(field.name), **kwargs)
+
+
+def config_from_args(args: argparse.Namespace) -> dict[str, Any]:
+    """The TrainConfig fields given on the command line, with values converted to field types."""
+    given = {}
+    for field in dataclasses.fields(TrainConfig):
+        if hasattr(args, field.name):
+            value = getattr(args, field.name)
+            given[field.name] = tuple(value) if isinstance(value, list) else value
+    if "sample_prompt" in given:
+        from .complete_cli import interpret_escapes
+
+        given["sample_prompt"] = interpret_escapes(given["sample_prompt"])
+    return given
+
+
+def _value_type(hint: Any) -> type:
+    """Reduce `int | None`, `tuple[str, ...]` or `Literal[...]` to the type argparse converts to."""
+    origin = get_origin(hint)
+    if origin is tuple:
+        return tuple
+    if origin is typing.Literal:
+        return str
+    arguments = [a for a in get_args(hint) if a is not type(None)]
+    if arguments:
+        return _value_type(arguments[0])
+    return hint
+
+
 def _run(args: argparse.Namespace) -> int:
-    raise SystemExit("tiny-copilot train is not implemented yet")
+    from tiny_copilot.model.checkpoint import CheckpointError
+
+    from .runs import default_runs_dir, list_runs, new_run_dir, read_training_state, resolve_checkpoint_dir
+
+    given = config_from_args(args)
+    try:
+        if args.resume:
+            run_dir = Path(given["out_dir"]) if "out_dir" in given else _newest_run(default_runs_dir(), list_runs)
+            saved = read_training_state(resolve_checkpoint_dir(run_dir)).training_config
+            config = resume_config(saved, given)
+        else:
+            config = TrainConfig(**given)
+            run_dir = Path(config.out_dir).expanduser() if config.out_dir else new_run_dir(config.preset)
+    except (ValueError, CheckpointError) as exc:
+        print(f"tiny-copilot train: error: {exc}", file=sys.stderr)
+        return 2
+
+    if args.dry_run:
+        return _dry_run(config)
+    return _train(config, run_dir, args.resume)
+
+
+def _train(config: TrainConfig, run_dir: Path, resume: bool) -> int:
+    from tqdm import tqdm
+
+    from tiny_copilot.model.checkpoint import CheckpointError
+
+    from .trainer import train
+
+    def say(line: str) -> None:
+        tqdm.write(line, file=sys.stdout)
+
+    if config.stop_time_s == DEFAULT_TIME_BUDGET_S and config.time_budget_s is None:
+        say(f"no --time-budget or --max-steps given: training for {DEFAULT_TIME_BUDGET_S / 60:.0f} minutes")
+    try:
+        outcome = train(config, run_dir, resume=resume, command=shlex.join(["tiny-copilot", *sys.argv[1:]]), say=say)
+    except (CheckpointError, FileNotFoundError, ValueError) as exc:
+        print(f"tiny-copilot train: error: {exc}", file=sys.stderr)
+        return 1
+
+    if outcome.checkpoint_dir is None:
+        return 130 if outcome.interrupted else 0
+    val = f", val {outcome.val.bpb:.3f} bits/byte" if outcome.val else ""
+    speed = f", {outcome.tokens_per_s:,.0f} tokens/s, MFU {100 * outcome.mfu:.1f}%" if outcome.tokens_per_s else ""
+    say(f"{'interrupted' if outcome.interrupted else 'finished'} at step {outcome.step}{val}{speed}")
+    say(f"checkpoint: {outcome.checkpoint_dir}")
+    if outcome.interrupted:
+        say(f"continue with: tiny-copilot train --resume --out {shlex.quote(str(outcome.run_dir))}")
+        return 130
+    say(f"try it: tiny-copilot complete --checkpoint {shlex.quote(str(outcome.checkpoint_dir))} --prompt 'def dfs(graph, start):\\n    '")
+    return 0
+
+
+def _dry_run(config: TrainConfig) -> int:
+    import torch
+
+    from tiny_copilot.model.transformer import GPT
+
+    from .speed import model_flops_per_token
+
+    model_config = config.model_config()
+    with torch.device("meta"):
+        model = GPT(model_config)
+    total = model.num_parameters()
+    embedding = model.embed.weight.numel()
+    print(f"preset {config.preset}: {model_config}")
+    print(f"parameters: {total:,} ({embedding:,} in the tied embedding, {total - embedding:,} in the blocks and norms)")
+    print(f"tokens per optimizer step and process: {config.batch_size * config.grad_accum * model_config.max_seq_len:,}")
+    flops = model_flops_per_token(model_config, total, model_config.max_seq_len)
+    print(f"training FLOPs per token (6 N + 12 L D T): {flops / 1e6:.1f} M")
+    return 0
+
+
+def _newest_run(runs_dir: Path, list_runs: Any) -> Path:
+    summaries, _ = list_runs(runs_dir)
+    if not summaries:
+        raise ValueError(f"--resume found no run with a checkpoint under {runs_dir}; pass the run folder with --out")
+    return summaries[0].path.parent

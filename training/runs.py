@@ -1,0 +1,323 @@
+"""Run folders: where a training run keeps its checkpoint, training state and metrics, and how to list them.
+
+Layout of one run folder:
+    checkpoint/          a model folder that `load_checkpoint` reads, plus the training state:
+        optimizer.safetensors   AdamW moments and step counts, and the torch RNG state
+        training_state.json     step, elapsed time, optimizer hyperparameters, parameter names
+    metrics.jsonl        one JSON object per line: training rows and validation rows, by step
+    loss.png             training and validation curves
+
+The weights and the training state are written into one temporary folder that replaces the old
+checkpoint by renames, so after a crash at any moment the weights and the state that resumes them
+always belong to the same step. Nothing is pickled.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import platformdirs
+import torch
+from safetensors import SafetensorError
+from safetensors.torch import load_file, save_file
+
+from tiny_copilot.model.checkpoint import CheckpointError, read_checkpoint_meta, save_checkpoint
+from tiny_copilot.model.tokenizer import CodeTokenizer
+from tiny_copilot.model.transformer import GPT
+
+CHECKPOINT_DIR = "checkpoint"
+METRICS_FILE = "metrics.jsonl"
+PLOT_FILE = "loss.png"
+OPTIMIZER_FILE = "optimizer.safetensors"
+STATE_FILE = "training_state.json"
+STATE_VERSION = 1
+
+
+def default_runs_dir() -> Path:
+    """The folder that holds runs when --out is not given: <user data folder>/tiny-copilot/runs."""
+    return platformdirs.user_data_path("tiny-copilot") / "runs"
+
+
+def new_run_dir(preset: str, runs_dir: Path | None = None) -> Path:
+    """Return an unused folder path named after the preset and the local time; it is not created."""
+    base = runs_dir or default_runs_dir()
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    path = base / f"{preset}-{stamp}"
+    suffix = 2
+    while path.exists():
+        path = base / f"{preset}-{stamp}-{suffix}"
+        suffix += 1
+    return path
+
+
+@dataclass(frozen=True)
+class TrainingState:
+    """Where an interrupted run stands; with the optimizer tensors it is enough to continue exactly."""
+
+    step: int
+    """Optimizer steps completed."""
+    elapsed_s: float
+    """Seconds of the time budget already spent."""
+    tokens_seen: int
+    """Training tokens consumed by all processes together."""
+    training_config: dict[str, Any]
+    """TrainConfig.to_dict() of the run."""
+
+
+def save_run_checkpoint(
+    run_dir: Path,
+    model: GPT,
+    tokenizer: CodeTokenizer,
+    meta: dict[str, Any],
+    optimizer: torch.optim.Optimizer,
+    state: TrainingState,
+    extra_json: dict[str, Any] | None = None,
+) -> Path:
+    """Write weights, config, tokenizer and training state to `run_dir/checkpoint` atomically; return that path.
+
+    `extra_json` maps further file names to JSON objects saved in the same folder (the corpus manifest,
+    so that a checkpoint copied on its own can still be evaluated on held-out files).
+    """
+    final = run_dir / CHECKPOINT_DIR
+    staging = run_dir / f"{CHECKPOINT_DIR}.staging"
+    old = run_dir / f"{CHECKPOINT_DIR}.old"
+    shutil.rmtree(staging, ignore_errors=True)
+
+    save_checkpoint(staging, model, tokenizer, meta)
+    tensors, optimizer_json = _optimizer_to_flat(model, optimizer)
+    tensors["rng.torch_cpu"] = torch.get_rng_state()
+    save_file(tensors, str(staging / OPTIMIZER_FILE))
+    state_json = {
+        "version": STATE_VERSION,
+        "step": state.step,
+        "elapsed_s": state.elapsed_s,
+        "tokens_seen": state.tokens_seen,
+        "training_config": state.training_config,
+        "optimizer": optimizer_json,
+    }
+    (staging / STATE_FILE).write_text(json.dumps(state_json, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+    for name, data in (extra_json or {}).items():
+        (staging / name).write_text(json.dumps(data, indent=1, sort_keys=True) + "\n", encoding="utf-8")
+    for name in (OPTIMIZER_FILE, STATE_FILE, *(extra_json or {})):
+        with open(staging / name, "rb") as handle:
+            os.fsync(handle.fileno())
+
+    # Same two-rename swap as save_checkpoint; load_checkpoint falls back to checkpoint.old when a
+    # crash lands between the renames.
+    if final.exists():
+        shutil.rmtree(old, ignore_errors=True)
+        os.replace(final, old)
+    os.replace(staging, final)
+    shutil.rmtree(old, ignore_errors=True)
+    return final
+
+
+def resolve_checkpoint_dir(run_dir: Path) -> Path:
+    """Return the run's checkpoint folder, or the `.old` copy that an interrupted save left behind."""
+    final = run_dir / CHECKPOINT_DIR
+    old = run_dir / f"{CHECKPOINT_DIR}.old"
+    if not final.exists() and old.is_dir():
+        return old
+    return final
+
+
+def read_training_state(checkpoint_dir: Path) -> TrainingState:
+    """Read training_state.json; raise CheckpointError when it is missing or invalid."""
+    data = _read_state_json(checkpoint_dir)
+    try:
+        return TrainingState(
+            step=int(data["step"]),
+            elapsed_s=float(data["elapsed_s"]),
+            tokens_seen=int(data["tokens_seen"]),
+            training_config=dict(data["training_config"]),
+        )
+    except (KeyError, TypeError, ValueError) as exc:
+        raise CheckpointError(f"{checkpoint_dir / STATE_FILE} is incomplete ({exc!r}); resume is not possible, start a new run") from exc
+
+
+def load_optimizer_state(checkpoint_dir: Path, model: GPT, optimizer: torch.optim.Optimizer) -> None:
+    """Restore AdamW moments, step counts and the torch RNG state saved beside the weights."""
+    data = _read_state_json(checkpoint_dir)
+    try:
+        tensors = load_file(str(checkpoint_dir / OPTIMIZER_FILE))
+    except (SafetensorError, OSError) as exc:
+        raise CheckpointError(
+            f"{checkpoint_dir / OPTIMIZER_FILE} is missing or corrupt ({exc}); resume is not possible, start a new run"
+        ) from exc
+    optimizer_json = data.get("optimizer")
+    if not isinstance(optimizer_json, dict):
+        raise CheckpointError(f"{checkpoint_dir / STATE_FILE} has no optimizer section; resume is not possible")
+    optimizer.load_state_dict(_optimizer_from_flat(model, optimizer, tensors, optimizer_json, checkpoint_dir))
+    if "rng.torch_cpu" in tensors:
+        torch.set_rng_state(tensors["rng.torch_cpu"])
+
+
+def _optimizer_to_flat(model: GPT, optimizer: torch.optim.Optimizer) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+    """Split an optimizer state_dict into tensors (for safetensors) and JSON, naming parameters."""
+    names = {id(p): n for n, p in model.named_parameters()}
+    state_dict = optimizer.state_dict()
+    groups = []
+    index_to_name = {}
+    for group, live_group in zip(state_dict["param_groups"], optimizer.param_groups):
+        for index, param in zip(group["params"], live_group["params"]):
+            index_to_name[index] = names[id(param)]
+        groups.append({k: (list(v) if isinstance(v, tuple) else v) for k, v in group.items()})
+    tensors = {}
+    for index, param_state in state_dict["state"].items():
+        for key, value in param_state.items():
+            tensors[f"state/{index_to_name[index]}/{key}"] = value.detach().to("cpu").contiguous()
+    return tensors, {"param_groups": groups, "param_names": index_to_name}
+
+
+def _optimizer_from_flat(
+    model: GPT,
+    optimizer: torch.optim.Optimizer,
+    tensors: dict[str, torch.Tensor],
+    optimizer_json: dict[str, Any],
+    checkpoint_dir: Path,
+) -> dict[str, Any]:
+    live = optimizer.state_dict()
+    names = {id(p): n for n, p in model.named_parameters()}
+    saved_groups = optimizer_json["param_groups"]
+    if len(saved_groups) != len(live["param_groups"]):
+        raise CheckpointError(
+            f"{checkpoint_dir / STATE_FILE}: {len(saved_groups)} parameter groups saved, the optimizer has "
+            f"{len(live['param_groups'])}; the training state comes from another version of tiny-copilot"
+        )
+    by_name: dict[str, dict[str, torch.Tensor]] = {}
+    for key, tensor in tensors.items():
+        if key.startswith("state/"):
+            name, field = key.removeprefix("state/").rsplit("/", 1)
+            by_name.setdefault(name, {})[field] = tensor
+    state: dict[int, dict[str, torch.Tensor]] = {}
+    groups = []
+    for saved, live_group, live_params in zip(saved_groups, live["param_groups"], optimizer.param_groups):
+        for index, param in zip(live_group["params"], live_params["params"]):
+            if names[id(param)] in by_name:
+                state[index] = by_name[names[id(param)]]
+        restored = {k: (tuple(v) if k == "betas" else v) for k, v in saved.items() if k != "params"}
+        groups.append({**restored, "params": live_group["params"]})
+    expected = {n for n in names.values()}
+    saved_names = set(optimizer_json.get("param_names", {}).values())
+    if saved_names and saved_names != expected:
+        raise CheckpointError(
+            f"{checkpoint_dir / OPTIMIZER_FILE} holds state for parameters {sorted(saved_names ^ expected)[:3]} "
+            "that this model does not match; the training state belongs to another model"
+        )
+    return {"state": state, "param_groups": groups}
+
+
+def _read_state_json(checkpoint_dir: Path) -> dict[str, Any]:
+    path = checkpoint_dir / STATE_FILE
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError as exc:
+        raise CheckpointError(
+            f"{path} not found: this checkpoint has no training state (it may be an exported model); "
+            "use --init to fine-tune it instead of --resume"
+        ) from exc
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise CheckpointError(f"{path} is not valid JSON ({exc}); resume is not possible, start a new run") from exc
+    if not isinstance(data, dict) or data.get("version") != STATE_VERSION:
+        raise CheckpointError(
+            f"{path}: training state version {data.get('version') if isinstance(data, dict) else None!r} is not "
+            f"supported (expected {STATE_VERSION}); start a new run"
+        )
+    return data
+
+
+class MetricsLog:
+    """metrics.jsonl: appended one row at a time and flushed, so a killed run keeps every row it wrote."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    def truncate_after(self, step: int) -> int:
+        """Drop rows whose step is past `step` (written after the checkpoint a resume starts from); return how many."""
+        if not self.path.exists():
+            return 0
+        kept, dropped = [], 0
+        for line in self.path.read_text(encoding="utf-8").splitlines():
+            try:
+                row = json.loads(line)
+            except json.JSONDecodeError:
+                dropped += 1  # a line cut short by a kill
+                continue
+            if row.get("step", 0) > step:
+                dropped += 1
+            else:
+                kept.append(line)
+        tmp = self.path.with_name(self.path.name + ".tmp")
+        tmp.write_text("".join(line + "\n" for line in kept), encoding="utf-8")
+        os.replace(tmp, self.path)
+        return dropped
+
+    def append(self, row: dict[str, Any]) -> None:
+        with open(self.path, "a", encoding="utf-8") as handle:
+            handle.write(json.dumps(row, sort_keys=True) + "\n")
+
+    def read(self) -> list[dict[str, Any]]:
+        if not self.path.exists():
+            return []
+        rows = []
+        for line in self.path.read_text(encoding="utf-8").splitlines():
+            try:
+                rows.append(json.loads(line))
+            except json.JSONDecodeError:
+                continue
+        return rows
+
+
+@dataclass(frozen=True)
+class RunSummary:
+    """One row of `tiny-copilot models`."""
+
+    name: str
+    preset: str
+    parameters: int | None
+    step: int | None
+    val_bpb: float | None
+    saved_at: str
+    path: Path
+
+
+def summarize_checkpoint(name: str, checkpoint_dir: Path) -> RunSummary:
+    """Summarize a checkpoint folder from its config.json alone; raise CheckpointError when unreadable."""
+    meta = read_checkpoint_meta(checkpoint_dir)
+    val = meta.get("val") or {}
+    saved_at = meta.get("saved_at") or time.strftime(
+        "%Y-%m-%d %H:%M", time.localtime((checkpoint_dir / "config.json").stat().st_mtime)
+    )
+    return RunSummary(
+        name=name,
+        preset=str(meta.get("preset", "?")),
+        parameters=meta.get("parameters"),
+        step=meta.get("step"),
+        val_bpb=val.get("bpb"),
+        saved_at=saved_at,
+        path=checkpoint_dir,
+    )
+
+
+def list_runs(runs_dir: Path) -> tuple[list[RunSummary], list[str]]:
+    """Summarize every run under `runs_dir`, newest first; also return one problem line per unreadable run."""
+    summaries, problems = [], []
+    if not runs_dir.is_dir():
+        return summaries, problems
+    for run_dir in sorted(p for p in runs_dir.iterdir() if p.is_dir()):
+        checkpoint_dir = resolve_checkpoint_dir(run_dir)
+        if not checkpoint_dir.is_dir():
+            problems.append(f"{run_dir}: no checkpoint yet (the run stopped before its first save)")
+            continue
+        try:
+            summaries.append(summarize_checkpoint(run_dir.name, checkpoint_dir))
+        except (CheckpointError, OSError) as exc:
+            problems.append(f"{run_dir}: {exc}")
+    summaries.sort(key=lambda s: s.saved_at, reverse=True)
+    return summaries, problems

@@ -1,0 +1,301 @@
+"""The training run: data, model, optimizer, execution plan, then the optimisation loop.
+
+One call, `train(config, run_dir, resume)`, does everything and returns a TrainOutcome. Under torchrun each
+process calls it; rank 0 prepares the data first, and only rank 0 writes the run folder. The data
+sampler is a function of the step, so resuming from a checkpoint replays the same batches in the same
+order, and the schedule depends only on the step and the time already spent.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import math
+import signal
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from torch.nn.parallel import DistributedDataParallel
+
+from tiny_copilot.model.checkpoint import CheckpointError, Checkpoint, load_checkpoint, shipped_checkpoint_path
+from tiny_copilot.model.transformer import GPT
+
+from . import distributed
+from .batches import BatchConfig, BatchSampler, ValidationBatches
+from .data import prepare_data
+from .loop import LoopContext, run_loop
+from .runs import MetricsLog, load_optimizer_state, read_training_state, resolve_checkpoint_dir
+from .speed import ExecutionPlan, choose_execution, default_threads, resolve_device
+from .train_config import TrainConfig
+from .validate import ValidationResult
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class TrainOutcome:
+    run_dir: Path
+    checkpoint_dir: Path | None
+    """The final checkpoint; None when the run stopped before it could save one."""
+    step: int
+    interrupted: bool
+    val: ValidationResult | None
+    tokens_per_s: float
+    mfu: float
+
+
+def train(
+    config: TrainConfig,
+    run_dir: Path,
+    resume: bool = False,
+    command: str = "",
+    say: Callable[[str], None] = print,
+) -> TrainOutcome:
+    """Train per `config` into `run_dir`; with `resume`, continue the checkpoint saved there.
+
+    `say` receives the lines a learner reads (data statistics, the plan, evaluations); it is called on
+    rank 0 only. Raises CheckpointError for an unusable checkpoint and ValueError for unusable data.
+    """
+    # 1. Processes, device and threads.
+    device = resolve_device(config.device, _local_rank())
+    group = distributed.init_process_group(device.type)
+    if not group.is_main:
+        say = _silent
+    threads = config.threads or default_threads(group.local_world_size)
+    if device.type == "cpu":
+        torch.set_num_threads(threads)
+    run_dir = Path(distributed.broadcast_from_main(group, str(run_dir)))
+    try:
+        return _train(config, run_dir, resume, command, say, device, group, threads)
+    finally:
+        distributed.destroy_process_group(group)
+
+
+def _train(
+    config: TrainConfig,
+    run_dir: Path,
+    resume: bool,
+    command: str,
+    say: Callable[[str], None],
+    device: torch.device,
+    group: distributed.ProcessGroup,
+    threads: int,
+) -> TrainOutcome:
+    # 2. Starting point: a checkpoint to resume or fine-tune, or nothing.
+    start_checkpoint = _starting_checkpoint(config, run_dir, resume)
+    start_state = read_training_state(start_checkpoint.path) if resume and start_checkpoint else None
+    if group.is_main:
+        run_dir.mkdir(parents=True, exist_ok=True)
+    say(f"run folder: {run_dir}")
+
+    # 3. Data: rank 0 builds the corpus, tokenizer and token files; the other ranks then reuse them.
+    model_config = start_checkpoint.config if start_checkpoint else config.model_config()
+    data = None
+    for turn in (True, False):
+        if group.is_main == turn:
+            data = prepare_data(
+                config.data_paths,
+                config.exclude_globs,
+                vocab_size=model_config.vocab_size,
+                work_dir=run_dir / "data",
+                tokenizer=start_checkpoint.tokenizer if start_checkpoint else None,
+                log=say,
+            )
+        distributed.barrier(group)
+    assert data is not None
+    if data.tokenizer.vocab_size > model_config.vocab_size:
+        raise ValueError(
+            f"the tokenizer has {data.tokenizer.vocab_size} tokens but the model only {model_config.vocab_size} "
+            "embeddings; pass --vocab-size of at least the tokenizer's size"
+        )
+
+    # 4. Model and optimizer; a resumed run also restores the optimizer moments.
+    if start_checkpoint:
+        model = start_checkpoint.model
+    else:
+        torch.manual_seed(config.seed)
+        model = GPT(model_config)
+    model.to(device).train()
+    optimizer = build_optimizer(model, config, fused=device.type == "cuda")
+    metrics = MetricsLog(run_dir / "metrics.jsonl")
+    start_step, elapsed_s, tokens_seen = 0, 0.0, 0
+    if start_state is not None and start_checkpoint is not None:
+        load_optimizer_state(start_checkpoint.path, model, optimizer)
+        start_step, elapsed_s, tokens_seen = start_state.step, start_state.elapsed_s, start_state.tokens_seen
+        if group.is_main:
+            dropped = metrics.truncate_after(start_step)
+            say(f"resuming at step {start_step} ({elapsed_s:.0f} s spent); dropped {dropped} metrics rows written after it")
+    elif group.is_main and metrics.path.exists():
+        metrics.path.unlink()  # a fresh run in a reused folder starts a fresh curve
+    say(
+        f"model: {model.num_parameters():,} parameters (d_model {model_config.d_model}, {model_config.n_layers} layers, "
+        f"{model_config.n_heads} heads, vocab {model_config.vocab_size}, context {model_config.max_seq_len})"
+    )
+
+    # 5. Batches: a pure function of (seed, step, rank), so a resume replays the same data order.
+    seq_len = model_config.max_seq_len
+    sampler = BatchSampler(data.train, data.tokenizer, BatchConfig(config.batch_size, seq_len, config.fim_rate, seed=config.seed))
+    val_batches = None
+    if data.val.n_tokens >= 2:
+        val_batches = ValidationBatches(data.val, data.tokenizer, config.batch_size, seq_len, max_batches=config.eval_batches)
+    else:
+        say("no validation split (the corpus is too small); validation loss and bits per byte are skipped")
+
+    # 6. Execution plan, measured on a real batch; the clock of the time budget starts here.
+    clock_start = time.perf_counter()
+    plan, trained = _plan_execution(model, sampler, config, device, group, start_step)
+    say(f"execution: {device.type}, {threads} threads per process, {group.world_size} process(es); {plan.reason}")
+    if group.is_distributed:
+        trained = DistributedDataParallel(trained, device_ids=[device.index] if device.type == "cuda" else None)
+
+    context = LoopContext(
+        config=config,
+        run_dir=run_dir,
+        model=model,
+        trained=trained,
+        optimizer=optimizer,
+        tokenizer=data.tokenizer,
+        sampler=sampler,
+        val_batches=val_batches,
+        plan=plan,
+        group=group,
+        metrics=metrics,
+        say=say,
+        meta_base=_meta_base(config, data, command, model),
+    )
+    with _StopOnSignal() as stop:
+        result = run_loop(context, start_step, elapsed_s, tokens_seen, clock_start, stop)
+    return TrainOutcome(run_dir, result.checkpoint_dir, result.step, result.interrupted, result.val, result.tokens_per_s, result.mfu)
+
+
+def build_optimizer(model: GPT, config: TrainConfig, fused: bool) -> torch.optim.AdamW:
+    """AdamW with weight decay on weight matrices (linear layers, embedding) and none on norm gains."""
+    decay = [p for p in model.parameters() if p.requires_grad and p.dim() >= 2]
+    no_decay = [p for p in model.parameters() if p.requires_grad and p.dim() < 2]
+    groups = [
+        {"params": decay, "weight_decay": config.weight_decay},
+        {"params": no_decay, "weight_decay": 0.0},
+    ]
+    return torch.optim.AdamW(groups, lr=config.lr, betas=(config.beta1, config.beta2), fused=fused or None)
+
+
+def _starting_checkpoint(config: TrainConfig, run_dir: Path, resume: bool) -> Checkpoint | None:
+    if resume:
+        checkpoint_dir = resolve_checkpoint_dir(run_dir)
+        if not checkpoint_dir.is_dir():
+            raise CheckpointError(
+                f"nothing to resume in {run_dir}: it has no checkpoint folder; start a new run without --resume"
+            )
+        return load_checkpoint(checkpoint_dir)
+    if config.init_checkpoint is not None:
+        path = shipped_checkpoint_path() if config.init_checkpoint == "default" else Path(config.init_checkpoint)
+        return load_checkpoint(path)
+    return None
+
+
+def _plan_execution(
+    model: GPT,
+    sampler: BatchSampler,
+    config: TrainConfig,
+    device: torch.device,
+    group: distributed.ProcessGroup,
+    start_step: int,
+) -> tuple[ExecutionPlan, torch.nn.Module]:
+    x_BT, y_BT = (t.to(device) for t in sampler.batch_for_step(start_step, group.rank, group.world_size))
+
+    def probe_step(module: torch.nn.Module, dtype: torch.dtype | None) -> None:
+        autocast = torch.autocast(device.type, dtype=dtype) if dtype is not None else contextlib.nullcontext()
+        with autocast:
+            loss = module(x_BT, y_BT)
+        loss.backward()
+        model.zero_grad(set_to_none=True)
+
+    if group.is_distributed and config.compile == "auto":
+        # Each rank would measure on its own and might decide differently; DDP needs one choice.
+        config = _replace(config, compile="off")
+    expected_run_s = config.stop_time_s if config.max_steps is None else None
+    plan, trained = choose_execution(model, probe_step, config, device, expected_run_s)
+    if group.is_distributed:
+        chosen = distributed.broadcast_from_main(group, plan.dtype_name)
+        if chosen != plan.dtype_name:
+            plan = _replace(plan, autocast_dtype=None if chosen == "float32" else torch.bfloat16)
+    return plan, trained
+
+
+def _meta_base(config: TrainConfig, data, command: str, model: GPT) -> dict:
+    import platform
+
+    import numpy
+    import tokenizers
+
+    manifest = data.corpus.manifest
+    corpus_summary = {k: v for k, v in manifest.items() if k != "files"}
+    corpus_summary["manifest_sha256"] = data.corpus.manifest_sha256
+    corpus_summary["n_files"] = len(manifest.get("files", []))
+    corpus_summary["train_tokens"] = data.train.n_tokens
+    corpus_summary["val_tokens"] = data.val.n_tokens
+    preset = config.preset + ("*" if config.shape_overrides() else "")
+    if config.init_checkpoint is not None:
+        preset = f"fine-tuned from {config.init_checkpoint}"
+    return {
+        "preset": preset,
+        "parameters": model.num_parameters(),
+        "corpus": corpus_summary,
+        "command": command,
+        "training_config": config.to_dict(),
+        "versions": {
+            "python": platform.python_version(),
+            "torch": torch.__version__,
+            "tokenizers": tokenizers.__version__,
+            "numpy": numpy.__version__,
+        },
+    }
+
+
+def _replace(obj, **changes):
+    import dataclasses
+
+    return dataclasses.replace(obj, **changes)
+
+
+def _local_rank() -> int:
+    import os
+
+    return int(os.environ.get("LOCAL_RANK", "0"))
+
+
+def _silent(_: str) -> None:
+    pass
+
+
+class _StopOnSignal:
+    """Turn the first Ctrl-C (SIGINT) or SIGTERM into a request to stop at the next step boundary.
+
+    The loop then saves a checkpoint and returns. A second signal raises KeyboardInterrupt at once,
+    for a user who does not want to wait for the save.
+    """
+
+    def __init__(self) -> None:
+        self.requested = False
+        self._previous: dict[int, object] = {}
+
+    def __enter__(self) -> _StopOnSignal:
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            try:
+                self._previous[signum] = signal.signal(signum, self._handle)
+            except ValueError:  # not the main thread (an embedding application); keep its handlers
+                pass
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        for signum, handler in self._previous.items():
+            signal.signal(signum, handler)  # type: ignore[arg-type]
+
+    def _handle(self, signum: int, frame: object) -> None:
+        if self.requested:
+            raise KeyboardInterrupt
+        self.requested = True
+        log.warning("signal %d received: stopping after this step and saving a checkpoint", signum)
