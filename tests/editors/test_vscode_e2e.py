@@ -29,7 +29,7 @@ CHROMIUM = Path("/usr/bin/chromium")
 ARTIFACTS = REPO / "test-artifacts" / "vscode"
 SERVER = Path(sys.executable).parent / "tiny-copilot-lsp"
 
-# Each wait inside the driver (workbench, model loaded, ghost text) gets this long; the whole
+# Each wait inside the driver (workbench, model loaded, ghost text) gets this long, and the whole
 # run is bounded by DRIVER_TIMEOUT_S.
 WAIT_TIMEOUT_S = 60
 DRIVER_TIMEOUT_S = 240
@@ -71,18 +71,8 @@ def vsix() -> Path:
     return path
 
 
-@pytest.fixture
-def e2e_checkpoint(request: pytest.FixtureRequest) -> Path:
-    # TODO: use trained_checkpoint only, once tests/conftest.py provides it; random weights
-    # still produce (meaningless) ghost text, which is enough to check the plumbing.
-    try:
-        return request.getfixturevalue("trained_checkpoint")
-    except pytest.FixtureLookupError:
-        return request.getfixturevalue("untrained_checkpoint")
-
-
 def drive(vsix: Path, checkpoint: Path, tmp_path: Path, name: str, *args: str) -> dict[str, Any]:
-    """Run drive.mjs and return its report; the report's `error` says what went wrong, if anything."""
+    """Run drive.mjs and return its report. The report has an `error` entry when a step failed."""
     example = tmp_path / "example.py"
     example.write_text(EXAMPLE, encoding="utf-8")
     result = tmp_path / "report.json"
@@ -104,9 +94,9 @@ def drive(vsix: Path, checkpoint: Path, tmp_path: Path, name: str, *args: str) -
     return json.loads(result.read_text(encoding="utf-8"))
 
 
-def test_tab_accepts_shown_ghost_text(vsix: Path, e2e_checkpoint: Path, tmp_path: Path) -> None:
+def test_tab_accepts_shown_ghost_text(vsix: Path, trained_checkpoint: Path, tmp_path: Path) -> None:
     typed = "def mul"
-    report = drive(vsix, e2e_checkpoint, tmp_path, "ghost-text", "--type", typed)
+    report = drive(vsix, trained_checkpoint, tmp_path, "ghost-text", "--type", typed)
 
     assert report.get("error") is None, report
     assert report["status"] == "tiny-copilot: ready"

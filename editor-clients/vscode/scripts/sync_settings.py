@@ -20,7 +20,7 @@ from tiny_copilot.server.settings import SETTINGS_SECTION, settings_schema
 PACKAGE_JSON = Path(__file__).resolve().parent.parent / "package.json"
 
 CLIENT_SETTING_KEYS = ("enable", "serverPath", "pythonPath", "trace.server")
-"""Settings that only the extension reads; they must match CLIENT_SETTING_KEYS in src/settings.ts."""
+"""Settings that only the extension reads. They must match CLIENT_SETTING_KEYS in src/settings.ts."""
 
 
 def server_properties() -> dict[str, dict[str, Any]]:

@@ -68,8 +68,8 @@ export class ServerController implements vscode.Disposable {
     try {
       await client.start();
     } catch (error) {
-      // The client already logged the details; keep the object so restart() can dispose it.
-      this.reportStartFailure(`The language server failed to start: ${describe(error)}`);
+      // The client already logged the details. Keep the object so that restart() can dispose it.
+      this.reportStartFailure(`The language server failed to start: ${errorMessage(error)}`);
     }
   }
 
@@ -83,7 +83,7 @@ export class ServerController implements vscode.Disposable {
     try {
       await client.dispose();
     } catch (error) {
-      this.outputChannel.warn(`Stopping the language server failed: ${describe(error)}`);
+      this.outputChannel.warn(`Stopping the language server failed: ${errorMessage(error)}`);
     } finally {
       this.stopping = false;
       this.statusBar.setServerState({ kind: 'stopped' });
@@ -112,7 +112,7 @@ export class ServerController implements vscode.Disposable {
 
   private createClient(serverOptions: ServerOptions): LanguageClient {
     const clientOptions: LanguageClientOptions = {
-      // Every text document goes to the server; it and the middleware decide per language.
+      // Every text document goes to the server, because it and the middleware decide per language.
       documentSelector: [{ scheme: 'file' }, { scheme: 'untitled' }],
       outputChannel: this.outputChannel,
       traceOutputChannel: this.outputChannel,
@@ -144,7 +144,7 @@ export class ServerController implements vscode.Disposable {
         isEnabledFor(document.languageId) ? next(document, position, context, token) : null,
       handleWorkDoneProgress: (token, params, next) => {
         if (params.kind === 'end') {
-          // A failed load reports its error with window/showMessage before this end; keep it.
+          // A failed load reports its error with window/showMessage before this end, so keep it.
           if (this.statusBar.state.kind === 'loading') {
             this.statusBar.setServerState({ kind: 'ready' });
           }
@@ -167,7 +167,7 @@ export class ServerController implements vscode.Disposable {
     };
   }
 
-  /** Show a server message as VS Code does by default, and log it; an error also sets the status. */
+  /** Show and log a server message. An error also sets the status bar to the error state. */
   private showServerMessage(params: ShowMessageParams): void {
     // The server already starts its messages with "tiny-copilot: ".
     switch (params.type) {
@@ -199,6 +199,6 @@ export class ServerController implements vscode.Disposable {
   }
 }
 
-function describe(error: unknown): string {
+function errorMessage(error: unknown): string {
   return error instanceof Error ? error.message : String(error);
 }

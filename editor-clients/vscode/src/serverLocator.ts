@@ -21,19 +21,19 @@ const PYTHON_CHECK_TIMEOUT_MS = 15_000;
 export interface ServerLaunch {
   readonly command: string;
   readonly args: readonly string[];
-  /** Where the command came from, for the log: a setting name or "PATH". */
+  /** Source of the command, for the log: a setting name or "PATH". */
   readonly origin: string;
 }
 
 export interface LocateOptions {
   readonly serverPath: string;
   readonly pythonPath: string;
-  /** The PATH to search; `process.env.PATH` in the extension. */
+  /** PATH to search, which is `process.env.PATH` in the extension. */
   readonly searchPath: string | undefined;
   readonly platform?: NodeJS.Platform;
 }
 
-/** The server could not be found or started; the message says what to change. */
+/** The server was not found. The message names what to change. */
 export class ServerNotFoundError extends Error {
   constructor(message: string) {
     super(message);
@@ -81,7 +81,7 @@ export async function locateServer(options: LocateOptions): Promise<ServerLaunch
 
 /** Return the first executable `name` in the `searchPath` folders, or undefined. */
 export function searchPath(name: string, searchPath: string, platform: NodeJS.Platform): string | undefined {
-  // Windows installs console scripts as name.exe; elsewhere the bare name is the file.
+  // pip installs console scripts as name.exe on Windows. Elsewhere the file has the bare name.
   const candidates = platform === 'win32' ? [`${name}.exe`, `${name}.cmd`] : [name];
   const separator = platform === 'win32' ? ';' : ':';
   for (const folder of searchPath.split(separator)) {
@@ -103,7 +103,7 @@ function isExecutableFile(file: string, platform: NodeJS.Platform): boolean {
     if (!fs.statSync(file).isFile()) {
       return false;
     }
-    // Windows has no execute bit; existence is the best available check there.
+    // Windows has no execute bit, so existence is the best available check there.
     fs.accessSync(file, platform === 'win32' ? fs.constants.F_OK : fs.constants.X_OK);
     return true;
   } catch {
@@ -118,7 +118,7 @@ function expandHome(file: string): string {
   return file;
 }
 
-/** Raise ServerNotFoundError unless `pythonPath` can import the server module. */
+/** Reject with ServerNotFoundError unless `pythonPath` can import the server module. */
 function checkPythonHasServer(pythonPath: string): Promise<void> {
   // find_spec imports only the parent packages, not the server and torch, so this stays fast.
   const probe = `import importlib.util, sys; sys.exit(importlib.util.find_spec("${SERVER_MODULE}") is None)`;

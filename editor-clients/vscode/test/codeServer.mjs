@@ -159,7 +159,7 @@ async function stopProcessGroup(child, log) {
   await log.close();
 }
 
-/** Send `signal` to a process group; return false when the group no longer exists. */
+/** Send `signal` to a process group. Return false when the group no longer exists. */
 function signalGroup(group, signal) {
   try {
     process.kill(group, signal);

@@ -136,7 +136,7 @@ async function requireFile(file, what, hint) {
   }
 }
 
-/** Wait until `file` on disk differs from `previous`; return its text. */
+/** Wait until `file` on disk differs from `previous`, and return its text. */
 async function waitForSave(file, previous) {
   const deadline = Date.now() + SAVE_TIMEOUT_MS;
   while (Date.now() < deadline) {
@@ -235,7 +235,7 @@ async function main() {
   return report.error === undefined ? 0 : 1;
 }
 
-/** Type at the end of the file, wait for ghost text, accept it with Tab; fill in `report`. */
+/** Type at the end of the file, wait for ghost text, accept it with Tab, and fill in `report`. */
 async function typeAndAccept(page, options, workspaceFile, report, mark) {
   await page.keyboard.press('Control+End');
   await page.keyboard.type(options.type, { delay: TYPE_DELAY_MS });

@@ -34,7 +34,7 @@ export async function statusText(page) {
   return (await item.innerText()).trim();
 }
 
-/** Wait until the status bar item's text matches `pattern`; return the text. */
+/** Wait until the status bar item's text matches `pattern`, and return the text. */
 export async function waitForStatus(page, pattern, timeoutMs) {
   const deadline = Date.now() + timeoutMs;
   let text = null;
@@ -84,9 +84,9 @@ export async function describeGhostDom(page) {
 }
 
 /**
- * Wait for ghost text and return it. VS Code asks for inline completions after each edit; when
- * the first answer is empty (the model can still be loading), Alt+\ (Trigger Inline Suggestion)
- * asks again.
+ * Wait for ghost text and return it. VS Code requests inline completions after each edit. When
+ * the first response is empty (the model can still be loading), Alt+\ (Trigger Inline
+ * Suggestion) requests them again.
  */
 export async function waitForGhostText(page, timeoutMs, retriggerMs) {
   const deadline = Date.now() + timeoutMs;
