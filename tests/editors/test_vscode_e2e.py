@@ -114,12 +114,15 @@ def test_status_shows_error_for_bad_checkpoint(vsix: Path, tmp_path: Path) -> No
     assert report["status"] == "tiny-copilot: error"
 
 
-def test_status_shows_disabled_language(vsix: Path, untrained_checkpoint: Path, tmp_path: Path) -> None:
+def test_language_disable_command(vsix: Path, untrained_checkpoint: Path, tmp_path: Path) -> None:
     report = drive(
-        vsix, untrained_checkpoint, tmp_path, "disabled-language",
-        "--setting", 'tinyCopilot.enabledLanguages=["c"]',
+        vsix, untrained_checkpoint, tmp_path, "disable-language",
+        "--command", "tiny-copilot: Disable Completions for the Current Language",
         "--stop-at-status", "disabled",
     )  # fmt: skip
 
     assert report.get("error") is None, report
     assert report["status"] == "tiny-copilot: disabled"
+    languages = report["user_settings"]["tinyCopilot.enabledLanguages"]
+    assert "python" not in languages
+    assert "c" in languages

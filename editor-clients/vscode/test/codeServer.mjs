@@ -65,6 +65,11 @@ export async function writeUserSettings(dirs, settings) {
   await fs.writeFile(path.join(folder, 'settings.json'), JSON.stringify(base, null, 2));
 }
 
+/** Return the user settings.json as it is now, with what the extension wrote to it. */
+export async function readUserSettings(dirs) {
+  return JSON.parse(await fs.readFile(path.join(dirs.userData, 'User', 'settings.json'), 'utf8'));
+}
+
 export async function installExtension(codeServer, dirs, vsix) {
   const { stdout } = await execFileAsync(
     codeServer,

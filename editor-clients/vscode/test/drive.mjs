@@ -17,6 +17,7 @@ import { chromium } from 'playwright-core';
 import {
   freePort,
   installExtension,
+  readUserSettings,
   isolatedEnv,
   profileDirs,
   sleep,
@@ -27,6 +28,7 @@ import {
   describeGhostDom,
   openFile,
   openWorkbench,
+  runCommand,
   statusText,
   waitForGhostText,
   waitForStatus,
@@ -66,6 +68,7 @@ const HELP = `Usage: node drive.mjs --file FILE --type TEXT [options]
   --chromium PATH     Chromium binary (default: /usr/bin/chromium)
   --setting K=JSON    extra user setting, repeatable, e.g. --setting tinyCopilot.maxLines=1
   --timeout-s N       limit for each wait: workbench, server ready, ghost text (default: 60)
+  --command TITLE     run this Command Palette command after opening the file, repeatable
   --stop-at-status RE stop once the status bar item matches the regular expression RE,
                       without typing (checks the error and disabled states)
   --keep              keep the temporary profile folder and print its path`;
@@ -90,6 +93,7 @@ function parseOptions(argv) {
       setting: { type: 'string', multiple: true, default: [] },
       'timeout-s': { type: 'string', default: '60' },
       'stop-at-status': { type: 'string' },
+      command: { type: 'string', multiple: true, default: [] },
       keep: { type: 'boolean', default: false },
       help: { type: 'boolean', default: false },
     },
@@ -202,6 +206,9 @@ async function main() {
 
     // 3. Open the file and wait until the model is loaded (or for the requested status).
     await openFile(page, fileName, options.timeoutMs);
+    for (const title of options.command) {
+      await runCommand(page, title, options.timeoutMs);
+    }
     report.status = await waitForStatus(page, options.stopAtStatus ?? /ready/, options.timeoutMs);
     mark('status_shown');
     if (options.stopAtStatus !== undefined) {
@@ -217,6 +224,7 @@ async function main() {
       await page.screenshot({ path: path.join(options.artifacts, 'failure.png') }).catch(() => {});
     }
   } finally {
+    report.user_settings = await readUserSettings(dirs).catch((error) => `unreadable: ${error.message}`);
     await browser?.close();
     await server?.stop();
     await copyLogs(dirs, options.artifacts);

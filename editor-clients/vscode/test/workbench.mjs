@@ -25,6 +25,17 @@ export async function openFile(page, fileName, timeoutMs) {
   await page.locator('.monaco-editor.focused').waitFor({ timeout: timeoutMs });
 }
 
+/** Run the command titled `title` (as shown in the Command Palette) and wait for the palette to close. */
+export async function runCommand(page, title, timeoutMs) {
+  await page.keyboard.press('F1');
+  const input = page.locator('.quick-input-widget input');
+  await input.waitFor({ timeout: timeoutMs });
+  await input.fill(`>${title}`);
+  await page.locator('.quick-input-list .monaco-list-row', { hasText: title }).first().waitFor({ timeout: timeoutMs });
+  await page.keyboard.press('Enter');
+  await page.locator('.quick-input-widget').waitFor({ state: 'hidden', timeout: timeoutMs });
+}
+
 /** Return the text of the extension's status bar item, or null while it is not shown. */
 export async function statusText(page) {
   const item = page.locator('.statusbar-item', { hasText: STATUS_ITEM_TEXT }).first();
