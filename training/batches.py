@@ -6,8 +6,8 @@ Contract:
     for batch in ValidationBatches(data.val, data.tokenizer, batch_size=16, seq_len=256, max_batches=50):
         batch.x, batch.y, batch.target_bytes
 
-`batch_for_step` depends only on (config, step, rank): a resumed run sees the same data in the same
-order, and each rank sees different rows. Each row is a random window of seq_len + 1 tokens, wrapping
+`batch_for_step` depends only on (config, step, rank), so a resumed run gets the same data in the same
+order, and each rank gets different rows. Each row is a random window of seq_len + 1 tokens, wrapping
 around the end of the token stream. The window is cut into document segments at <|endoftext|>; each
 segment becomes a FIM document with probability `fim_rate` (cut at two random character positions,
 PSM or SPM order, built by `model.fim.fim_document`), otherwise it stays as it was. The row is then
@@ -39,7 +39,7 @@ IGNORE_INDEX = -1
 
 @dataclass(frozen=True)
 class BatchConfig:
-    """How training rows are drawn."""
+    """Settings of the training batch sampler."""
 
     batch_size: int
     """Rows per batch on each rank."""
@@ -80,16 +80,17 @@ class BatchSampler:
 
     def batch_for_step(self, step: int, rank: int = 0, world_size: int = 1) -> tuple[torch.Tensor, torch.Tensor]:
         """Return (x, y), each (batch_size, seq_len) int64; y is x shifted by one, with -1 at padding."""
-        if not isinstance(step, int) or step < 0:
+        if not isinstance(step, (int, np.integer)) or step < 0:
             raise ValueError(f"step must be a non-negative integer, got {step!r}")
-        if not isinstance(world_size, int) or world_size <= 0 or not 0 <= rank < world_size:
+        if not isinstance(world_size, (int, np.integer)) or world_size <= 0 or not 0 <= rank < world_size:
             raise ValueError(f"rank must be in [0, world_size), got rank {rank!r}, world_size {world_size!r}")
 
-        rng = np.random.default_rng([self.config.seed, step, rank])
+        rng = np.random.default_rng([self.config.seed, int(step), int(rank)])
         rows_BT1 = np.stack([self._row(rng) for _ in range(self.config.batch_size)])
         x_BT = rows_BT1[:, :-1].copy()
         y_BT = rows_BT1[:, 1:].copy()
-        # Padding never is a target, and as an input it only ever precedes other padding.
+        # Padding sits at the end of a row, so a padded input only ever predicts padding (target -1, no
+        # loss); it just needs a valid embedding id.
         x_BT[x_BT == IGNORE_INDEX] = self._end_of_text
         return torch.from_numpy(x_BT), torch.from_numpy(y_BT)
 
@@ -129,7 +130,7 @@ class BatchSampler:
 
     def _fim_segment(self, segment: np.ndarray, budget: int, rng: random.Random) -> list[int] | None:
         """Return the FIM tokens of a segment, trimmed to `budget` tokens at the suffix's end where possible."""
-        # A window can cut a multi-byte character at its edges; the partial bytes are dropped, because
+        # A window can cut a multi-byte character at its edges. The partial bytes are dropped, because
         # re-encoding U+FFFD would teach the model a character that was never in the code.
         data = b"".join(self.tokenizer.token_bytes[i] for i in segment.tolist())
         text = data.decode("utf-8", errors="ignore")

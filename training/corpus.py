@@ -296,8 +296,8 @@ def _assign_splits(
     scores = [split_fraction(r) for r in relative]
     splits: list[Split] = ["val" if score < val_fraction else "train" for score in scores]
 
-    # Small corpora can miss one split by chance; move the file whose hash is closest to the boundary,
-    # so the choice still depends on nothing but the paths.
+    # A small corpus can miss one split by chance. Moving the file whose hash is nearest the boundary
+    # fixes that, and the choice still depends on nothing but the paths.
     if len(accepted) >= 2 and "val" not in splits:
         splits[min(range(len(scores)), key=scores.__getitem__)] = "val"
     if len(accepted) >= 2 and "train" not in splits:

@@ -36,6 +36,7 @@ from .corpus import DEFAULT_VAL_FRACTION, Corpus, Split, build_corpus, describe_
 from .corpus_rules import FileRules
 from .tokenizer_train import (
     AWKWARD_SAMPLES,
+    DEFAULT_MAX_TRAIN_BYTES,
     DEFAULT_PRE_TOKENIZER,
     DEFAULT_VOCAB_SIZE,
     MAX_VOCAB_SIZE,
@@ -150,6 +151,7 @@ def _cached_or_trained_tokenizer(
         "manifest_sha256": corpus.manifest_sha256,
         "vocab_size": vocab_size,
         "pre_tokenizer": pre_tokenizer,
+        "max_train_bytes": DEFAULT_MAX_TRAIN_BYTES,
     }
     tokenizer_path, meta_path = work_dir / TOKENIZER_FILE, work_dir / TOKENIZER_META_FILE
     if _read_json(meta_path) == key and tokenizer_path.is_file():

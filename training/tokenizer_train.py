@@ -15,6 +15,7 @@ TokenizerCheckError on any mismatch. The pre-tokenizer and default vocabulary si
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import random
 import time
@@ -33,6 +34,9 @@ PreTokenizerName = Literal["gpt2", "gpt4", "gpt4_digits"]
 PRE_TOKENIZERS: tuple[PreTokenizerName, ...] = ("gpt2", "gpt4", "gpt4_digits")
 DEFAULT_PRE_TOKENIZER: PreTokenizerName = "gpt4"
 DEFAULT_VOCAB_SIZE = 4096
+# BPE merges settle long before this much code, and training time grows with it: the 28 MB Python
+# standard library takes 4-7 s on a 2-core CPU.
+DEFAULT_MAX_TRAIN_BYTES = 32_000_000
 MIN_VOCAB_SIZE = 256 + len(SPECIAL_TOKENS)
 # Token files store ids as uint16.
 MAX_VOCAB_SIZE = 65536
@@ -98,9 +102,11 @@ def train_tokenizer(
     vocab_size: int = DEFAULT_VOCAB_SIZE,
     pre_tokenizer: PreTokenizerName = DEFAULT_PRE_TOKENIZER,
     check_texts: Sequence[str] = (),
+    max_train_bytes: int = DEFAULT_MAX_TRAIN_BYTES,
 ) -> CodeTokenizer:
     """Train a byte-level BPE on `texts` (the train split only) and verify its round trip.
 
+    Past `max_train_bytes`, training uses a fixed subset of whole texts (chosen by content hash).
     The round trip is checked on `AWKWARD_SAMPLES` and on up to 64 texts drawn from `check_texts`
     (pass the validation split). Raises ValueError for a vocabulary size outside [260, 65536] or
     no text, and TokenizerCheckError when any text does not decode back to itself.
@@ -113,6 +119,7 @@ def train_tokenizer(
     if not any(texts):
         raise ValueError("train_tokenizer needs at least one non-empty text")
 
+    texts = _subset(texts, max_train_bytes)
     started = time.perf_counter()
     tokenizer = Tokenizer(models.BPE())
     tokenizer.pre_tokenizer = build_pre_tokenizer(pre_tokenizer)
@@ -135,6 +142,21 @@ def train_tokenizer(
     sample = rng.sample(list(check_texts), min(_CHECK_SAMPLE_SIZE, len(check_texts)))
     check_round_trip(trained, [*AWKWARD_SAMPLES, *sample])
     return trained
+
+
+def _subset(texts: Sequence[str], max_bytes: int) -> Sequence[str]:
+    """Return `texts`, or whole texts in content-hash order up to `max_bytes` when there are more."""
+    sizes = [len(text.encode("utf-8")) for text in texts]
+    if sum(sizes) <= max_bytes:
+        return texts
+    order = sorted(range(len(texts)), key=lambda i: hashlib.sha256(texts[i].encode("utf-8")).digest())
+    chosen, total = [], 0
+    for i in order:
+        if total + sizes[i] <= max_bytes or not chosen:
+            chosen.append(texts[i])
+            total += sizes[i]
+    log.info("training the tokenizer on %d of %d texts (%.1f of %.1f MB)", len(chosen), len(texts), total / 1e6, sum(sizes) / 1e6)
+    return chosen
 
 
 def check_round_trip(tokenizer: CodeTokenizer, texts: Sequence[str]) -> None:

@@ -278,11 +278,11 @@ def test_split_independent_of_other_files(tmp_path: Path) -> None:
 
 
 def test_split_same_on_another_machine(tmp_path: Path) -> None:
-    root = many_files(tmp_path / "here", 50)
+    root = many_files(tmp_path / "original", 50)
     moved = shutil.copytree(root, tmp_path / "elsewhere" / "copy")
-    here = {(s.relative_path, s.split) for s in build_corpus([root]).files}
-    there = {(s.relative_path, s.split) for s in build_corpus([moved]).files}
-    assert here == there
+    original_splits = {(s.relative_path, s.split) for s in build_corpus([root]).files}
+    moved_splits = {(s.relative_path, s.split) for s in build_corpus([moved]).files}
+    assert original_splits == moved_splits
 
 
 @pytest.mark.parametrize("count", [2, 3, 5])

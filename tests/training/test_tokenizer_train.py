@@ -116,3 +116,14 @@ def test_measure_counts_bytes_and_tokens(tokenizer: CodeTokenizer) -> None:
     lines = describe_tokenizer(report)
     assert "600 tokens" in lines[0]
     assert any(line.strip().startswith("python") for line in lines)
+
+
+def test_training_text_capped(small_python_texts: list[str]) -> None:
+    joined = "".join(small_python_texts)
+    chunks = [joined[i : i + 2000] for i in range(0, len(joined), 2000)]
+    capped = train_tokenizer(chunks, vocab_size=2000, max_train_bytes=5000)
+    full = train_tokenizer(chunks, vocab_size=2000)
+    # 5 kB of text cannot fill 2000 tokens, so the capped tokenizer stops early.
+    assert capped.vocab_size < full.vocab_size
+    for text in AWKWARD_CODE.values():
+        assert capped.decode(capped.encode(text)) == text
