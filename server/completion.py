@@ -21,6 +21,7 @@ import torch
 from tiny_copilot.model.engine import Engine
 from tiny_copilot.model.sampler import SamplingConfig
 
+from .encoding_cache import EncodingCache
 from .postprocess import CursorContext, Mode, choose_mode, cut_index, finalize
 from .prompt import PromptBudget, build_prompt, fit_budgets
 from .settings import ServerSettings
@@ -68,6 +69,7 @@ class Completer:
         self.engine = engine
         self.settings = settings
         self.budget = self._fit_budget(settings)
+        self.encoding_cache = EncodingCache(engine.tokenizer)
         self.last_stats: CompletionStats | None = None
         """Diagnostics of the latest completed request; None before the first one."""
 
@@ -98,7 +100,7 @@ class Completer:
 
         context = CursorContext.from_text(text, offset, language_id)
         mode = choose_mode(context, settings.multiline)
-        prompt = build_prompt(self.engine.tokenizer, text, offset, self.budget, settings.token_healing)
+        prompt = build_prompt(self.engine.tokenizer, text, offset, self.budget, settings.token_healing, self.encoding_cache)
         healing = prompt.healing_prefix
 
         def stop_rule(generated: str) -> int | None:

@@ -26,6 +26,8 @@ from dataclasses import dataclass
 from tiny_copilot.model.fim import spm_prompt
 from tiny_copilot.model.tokenizer import CodeTokenizer
 
+from .encoding_cache import EncodingCache, Offsets
+
 MAX_CHARS_PER_TOKEN = 5
 """Characters read per budget token before tokenizing; code averages ~3.4 (4096-token BPE), so
 the first cut rarely loses text the budget could hold."""
@@ -97,16 +99,21 @@ def build_prompt(
     offset: int,
     budget: PromptBudget,
     token_healing: bool = True,
+    cache: EncodingCache | None = None,
 ) -> Prompt:
-    """Build the SPM prompt for a cursor at str index `offset` of `text` (LF line endings)."""
+    """Build the SPM prompt for a cursor at str index `offset` of `text` (LF line endings).
+
+    `cache`, when given, carries tokenizations from the previous call so that only the changed
+    lines are tokenized again; the prompt is the same with or without it.
+    """
     if not 0 <= offset <= len(text):
         raise ValueError(f"cursor offset {offset} is outside the document of {len(text)} characters")
 
-    prefix_start, prefix_ids = prefix_window(tokenizer, text, offset, budget.prefix_tokens)
+    prefix_start, prefix_ids = prefix_window(tokenizer, text, offset, budget.prefix_tokens, cache)
     healing_prefix = ""
     if token_healing:
         prefix_ids, healing_prefix = heal_prefix(tokenizer, text, prefix_start, offset, prefix_ids)
-    suffix_end, suffix_ids = suffix_window(tokenizer, text, offset, budget.suffix_tokens)
+    suffix_end, suffix_ids = suffix_window(tokenizer, text, offset, budget.suffix_tokens, cache)
 
     return Prompt(
         ids=spm_prompt(tokenizer.specials, prefix_ids, suffix_ids),
@@ -118,7 +125,9 @@ def build_prompt(
     )
 
 
-def prefix_window(tokenizer: CodeTokenizer, text: str, offset: int, budget_tokens: int) -> tuple[int, list[int]]:
+def prefix_window(
+    tokenizer: CodeTokenizer, text: str, offset: int, budget_tokens: int, cache: EncodingCache | None = None
+) -> tuple[int, list[int]]:
     """Return the start of the prefix window and the ids of `text[start:offset]` (at most `budget_tokens`).
 
     The start is the first grid point (moved to the next newline) whose complete lines, up to the
@@ -136,16 +145,16 @@ def prefix_window(tokenizer: CodeTokenizer, text: str, offset: int, budget_token
     # Tokenize the widest window once. A later window start reuses its tokens when one of them
     # starts exactly there, as one does at a newline after a non-space character.
     wide_start = _newline_at_or_after(text, grid_point, offset) if lowest > 0 else 0
-    wide = tokenizer.inner.encode(text[wide_start:offset], add_special_tokens=False)
-    token_starts = [wide_start + start for start, _ in wide.offsets]
+    wide_ids, wide_offsets = _encode(tokenizer, cache, "prefix", text[wide_start:offset])
+    token_starts = [wide_start + start for start, _ in wide_offsets]
     tokens_before_line = bisect.bisect_left(token_starts, line_start)
 
     start = wide_start
     while True:
         index = bisect.bisect_left(token_starts, start)
-        if tokens_before_line - index <= lines_budget and len(wide.ids) - index <= budget_tokens:
+        if tokens_before_line - index <= lines_budget and len(wide_ids) - index <= budget_tokens:
             if index < len(token_starts) and token_starts[index] == start:
-                ids = wide.ids[index:]
+                ids = wide_ids[index:]
             else:
                 ids = tokenizer.encode(text[start:offset])
             if len(ids) <= budget_tokens:
@@ -155,11 +164,13 @@ def prefix_window(tokenizer: CodeTokenizer, text: str, offset: int, budget_token
             # Only text of several tokens per character (non-ASCII) gets here, because a grid point
             # lies less than `step` = budget characters before the cursor. NOTE: this start moves
             # with every keystroke.
-            return token_starts[-budget_tokens], wide.ids[-budget_tokens:]
+            return token_starts[-budget_tokens], wide_ids[-budget_tokens:]
         start = _newline_at_or_after(text, grid_point, offset)
 
 
-def suffix_window(tokenizer: CodeTokenizer, text: str, offset: int, budget_tokens: int) -> tuple[int, list[int]]:
+def suffix_window(
+    tokenizer: CodeTokenizer, text: str, offset: int, budget_tokens: int, cache: EncodingCache | None = None
+) -> tuple[int, list[int]]:
     """Return the end of the suffix window and the ids of `text[offset:end]` (at most `budget_tokens`).
 
     The result depends only on `text[offset:]`, so typing before the cursor keeps it unchanged.
@@ -171,20 +182,20 @@ def suffix_window(tokenizer: CodeTokenizer, text: str, offset: int, budget_token
         newline = text.rfind("\n", offset, char_end)
         char_end = newline if newline > offset else char_end
 
-    encoding = tokenizer.inner.encode(text[offset:char_end], add_special_tokens=False)
-    if len(encoding.ids) <= budget_tokens:
-        return char_end, encoding.ids
+    ids, offsets = _encode(tokenizer, cache, "suffix", text[offset:char_end])
+    if len(ids) <= budget_tokens:
+        return char_end, ids
 
     # Keep whole lines: end at the last token boundary next to a newline that still fits. Some
     # pre-tokenizers (GPT-4's) end a token with the newline, others (GPT-2's) start the next one with it.
     window = text[offset:char_end]
     keep = budget_tokens
     for count in range(budget_tokens, 0, -1):
-        token_end = encoding.offsets[count - 1][1]
+        token_end = offsets[count - 1][1]
         if window[token_end - 1] == "\n" or (token_end < len(window) and window[token_end] == "\n"):
             keep = count
             break
-    return offset + encoding.offsets[keep - 1][1], encoding.ids[:keep]
+    return offset + offsets[keep - 1][1], ids[:keep]
 
 
 def heal_prefix(
@@ -214,6 +225,13 @@ def heal_prefix(
     if not token_text.strip() or "\n" in token_text or not text.endswith(token_text, prefix_start, offset):
         return prefix_ids, ""
     return prefix_ids[:-1], token_text
+
+
+def _encode(tokenizer: CodeTokenizer, cache: EncodingCache | None, slot: str, text: str) -> tuple[list[int], Offsets]:
+    if cache is not None:
+        return cache.encode(slot, text)
+    encoding = tokenizer.inner.encode(text, add_special_tokens=False)
+    return encoding.ids, encoding.offsets
 
 
 def _newline_at_or_after(text: str, position: int, offset: int) -> int:
