@@ -191,17 +191,27 @@ end
 -- Collect every LspRequest change of our client: 0.7 fires `User LspRequest` without data,
 -- 0.12 fires the `LspRequest` event with the request in args.data.
 local request_events = {}
+local request_listeners = {}
 t.request_events = request_events
+
+--- Call `listener()` after every change of the client's requests (sent, cancelled, answered).
+function t.on_request_change(listener)
+  table.insert(request_listeners, listener)
+end
+
 local function watch_requests()
   local group = vim.api.nvim_create_augroup("tiny_copilot_test_driver", { clear = true })
   local function snapshot(args)
     local data = args and args.data
     if data and data.request then
       table.insert(request_events, { id = data.request_id, method = data.request.method, type = data.request.type })
-      return
+    else
+      for _, request in ipairs(t.requests()) do
+        table.insert(request_events, request)
+      end
     end
-    for _, request in ipairs(t.requests()) do
-      table.insert(request_events, request)
+    for _, listener in ipairs(request_listeners) do
+      listener()
     end
   end
   local ok = pcall(vim.api.nvim_create_autocmd, "LspRequest", { group = group, callback = snapshot })

@@ -2,12 +2,18 @@
 -- and records what it saw; the Python tests decide what is right.
 local M = {}
 
-local tiny_copilot = function()
+local INLINE_COMPLETION = "textDocument/inlineCompletion"
+
+local function tiny_copilot()
   return require("tiny_copilot")
 end
 
+local function compat()
+  return require("tiny_copilot.compat")
+end
+
 -- Where the active frontend draws, and the highlight group of its ghost text.
-local function drawing(t)
+local function drawing()
   if tiny_copilot().status().frontend == "native" then
     return "nvim.lsp.inline_completion", "ComplHint"
   end
@@ -21,34 +27,259 @@ local function start(t, options)
     local loaded = status.progress.finished >= 1 and status.progress.active == 0
     return status.server_initialized and #status.attached_buffers == 1 and loaded
   end, 15000)
+  t.record("frontend", tiny_copilot().status().frontend)
 end
 
--- Open a new line at the end of the file and type `typed`; return once a suggestion is drawn.
-local function type_until_suggestion(t, typed)
-  t.input("Go" .. typed)
-  local namespace, hl = drawing(t)
+-- Wait until a suggestion is drawn; record it under `prefix`.._drawn, _marks, _current,
+-- _cursor and _text, and return the drawn text.
+local function wait_for_suggestion(t, prefix)
+  local namespace, hl = drawing()
   local drawn = t.wait_until("a suggestion to be drawn", function()
     return t.drawn_text(namespace, hl)
   end, 10000)
-  t.record("drawn", drawn)
-  t.record("marks", t.marks(namespace))
-  t.record("current", tiny_copilot().current())
-  t.record("cursor_before", t.cursor())
-  t.record("text_before", t.text())
+  t.record(prefix .. "_drawn", drawn)
+  t.record(prefix .. "_marks", t.marks(namespace))
+  t.record(prefix .. "_current", tiny_copilot().current() or vim.NIL)
+  t.record(prefix .. "_cursor", t.cursor())
+  t.record(prefix .. "_text", t.text())
   return drawn
 end
 
-function M.accept_all(t)
-  start(t)
-  type_until_suggestion(t, "    ")
+local function press_and_wait_for_change(t, keys)
   local before = t.text()
-  t.input("<Tab>")
-  t.wait_until("the buffer to change", function()
+  t.input(keys)
+  t.wait_until("the buffer to change after " .. keys, function()
     return t.text() ~= before
   end, 3000)
-  t.record("text_after", t.text())
-  t.record("cursor_after", t.cursor())
-  t.record("mode_after", t.mode())
+end
+
+-- Run `action(request)` once, for the first inline completion request that goes out.
+local function on_first_request(t, action)
+  local done = false
+  t.on_request_change(function()
+    if done then
+      return
+    end
+    for _, request in ipairs(t.requests()) do
+      if request.method == INLINE_COMPLETION and request.type == "pending" then
+        done = true
+        action(request)
+        return
+      end
+    end
+  end)
+  return function()
+    return done
+  end
+end
+
+-- Dismiss one suggestion, then accept the next one whole with Tab.
+function M.dismiss_and_accept(t)
+  start(t)
+  local namespace, hl = drawing()
+  t.input("Go    ")
+  wait_for_suggestion(t, "first")
+  t.input("<C-]>")
+  t.wait_until("the suggestion to disappear", function()
+    return t.drawn_text(namespace, hl) == nil
+  end, 3000)
+  -- Nothing was typed or moved, so nothing should come back either.
+  t.sleep(600)
+  t.record("dismissed_marks", t.marks(namespace))
+  t.record("dismissed_current", tiny_copilot().current() or vim.NIL)
+  t.record("dismissed_text", t.text())
+  t.record("dismissed_mode", t.mode())
+
+  t.input("x")
+  wait_for_suggestion(t, "second")
+  press_and_wait_for_change(t, "<Tab>")
+  t.record("accepted_text", t.text())
+  t.record("accepted_cursor", t.cursor())
+  t.record("accepted_mode", t.mode())
+end
+
+-- Accept the next word, then the next line, of a suggestion.
+function M.accept_partial(t)
+  start(t)
+  local namespace, hl = drawing()
+  t.input("Go    ")
+  wait_for_suggestion(t, "word")
+  press_and_wait_for_change(t, "<M-Right>")
+  t.record("word_accepted_text", t.text())
+  t.record("word_accepted_cursor", t.cursor())
+  t.record("word_rest_drawn", t.drawn_text(namespace, hl) or vim.NIL)
+
+  -- The built-in drops the rest after a partial accept and asks again, so wait for a suggestion.
+  wait_for_suggestion(t, "line")
+  press_and_wait_for_change(t, "<M-C-Right>")
+  t.record("line_accepted_text", t.text())
+  t.record("line_accepted_cursor", t.cursor())
+end
+
+-- Leave insert mode while an inline completion request is in flight.
+function M.insert_leave_cancels(t)
+  start(t)
+  local escaped = on_first_request(t, function(request)
+    t.record("request_in_flight", request.id)
+    vim.api.nvim_input("<Esc>")
+  end)
+  t.input("Go    x")
+  t.wait_until("insert mode to end", function()
+    return escaped() and t.mode() == "n"
+  end, 10000)
+  t.record("requests_after_escape", t.requests())
+  t.record("pending_after_escape", tiny_copilot().status().requests_in_flight)
+  -- Longer than the debounce plus a generation, so a late request or reply would show up.
+  t.sleep(1500)
+  local namespace, _ = drawing()
+  t.record("requests_later", t.requests())
+  t.record("marks_later", t.marks(namespace))
+  t.record("request_events", t.request_events)
+  t.record("mode_later", t.mode())
+end
+
+-- Type on while a request is in flight: whatever is drawn belongs to the final text and cursor.
+function M.edit_during_request(t)
+  start(t)
+  local typed = on_first_request(t, function(request)
+    t.record("first_request", request.id)
+    vim.api.nvim_input("y")
+  end)
+  t.input("Go    x")
+  local namespace, hl = drawing()
+  t.wait_until("a suggestion after the second edit", function()
+    return typed() and t.drawn_text(namespace, hl)
+  end, 10000)
+  t.record("line", vim.api.nvim_get_current_line())
+  t.record("cursor", t.cursor())
+  t.record("marks", t.marks(namespace))
+  t.record("request_events", t.request_events)
+end
+
+local function capture_notifications()
+  local messages = {}
+  vim.notify = function(message, level)
+    table.insert(messages, { message = message, level = level })
+  end
+  return messages
+end
+
+local function health_report()
+  vim.cmd("checkhealth tiny_copilot")
+  local lines = vim.api.nvim_buf_get_lines(0, 0, -1, false)
+  vim.cmd("bwipeout!")
+  return lines
+end
+
+-- Type `keys` in insert mode on a new empty last line (no autoindent) and return that line.
+local function type_on_new_line(t, keys)
+  local count = vim.api.nvim_buf_line_count(0)
+  vim.api.nvim_buf_set_lines(0, count, count, false, { "" })
+  vim.api.nvim_win_set_cursor(0, { count + 1, 0 })
+  t.input("A" .. keys .. "<Esc>")
+  return vim.api.nvim_get_current_line()
+end
+
+local function buffer_mapping(lhs)
+  local mapping = vim.fn.maparg(lhs, "i", false, true)
+  if mapping.buffer ~= 1 then
+    return vim.NIL
+  end
+  return mapping.desc or ""
+end
+
+-- setup() twice, :TinyCopilot subcommands, key fallbacks, :checkhealth, restart, teardown().
+function M.lifecycle(t)
+  local messages = capture_notifications()
+  local options = t.options()
+  -- A mapping that the plugin's dismiss key replaces; it must still run when nothing is shown.
+  -- A Vim script mapping, because 0.7 cannot call a Lua mapping's callback from Lua.
+  vim.cmd("inoremap <C-]> FALLBACK")
+
+  start(t, options)
+  local first_client = tiny_copilot().status().client_id
+  tiny_copilot().setup(options)
+  t.wait_until("the buffer to be attached again", function()
+    return #tiny_copilot().status().attached_buffers == 1
+  end, 5000)
+  local names = {}
+  for _, client in ipairs(compat().get_clients()) do
+    table.insert(names, client.name)
+  end
+  t.record("clients_after_second_setup", names)
+  t.record("same_client_after_second_setup", tiny_copilot().status().client_id == first_client)
+  t.record("filetype_autocmds", #vim.api.nvim_get_autocmds({ group = "tiny_copilot" }))
+  t.record("tab_mapping", buffer_mapping("<Tab>"))
+
+  vim.cmd("TinyCopilot status")
+  t.record("status_message", messages[#messages])
+  t.record("health", health_report())
+
+  vim.cmd("TinyCopilot disable")
+  t.record("enabled_after_disable", tiny_copilot().status().enabled)
+  local events_before = #t.request_events
+  t.input("Go    x")
+  t.sleep(500)
+  t.input("<Esc>")
+  t.record("requests_while_disabled", #t.request_events - events_before)
+  -- With nothing shown, Tab and the dismiss key do what they did before the plugin mapped them.
+  t.record("tab_line_mapped", type_on_new_line(t, "<Tab>x"))
+  t.record("dismiss_line_mapped", type_on_new_line(t, "<C-]>"))
+  vim.cmd("TinyCopilot enable")
+  t.record("enabled_after_enable", tiny_copilot().status().enabled)
+
+  vim.cmd("TinyCopilot bogus")
+  t.record("bogus_message", messages[#messages])
+
+  vim.cmd("TinyCopilot restart")
+  local restarted = t.wait_until("the restarted server to attach the buffer", function()
+    local status = tiny_copilot().status()
+    return status.server_initialized and #status.attached_buffers == 1 and status
+  end, 15000)
+  t.record("client_changed_on_restart", restarted.client_id ~= first_client)
+  local old = vim.lsp.get_client_by_id(first_client)
+  t.record("old_client_stopped", old == nil or compat().client_is_stopped(old))
+
+  local last_client = restarted.client_id
+  tiny_copilot().teardown()
+  t.wait_until("the server to stop", function()
+    local client = vim.lsp.get_client_by_id(last_client)
+    return client == nil or compat().client_is_stopped(client)
+  end, 5000)
+  local groups = {}
+  for _, name in ipairs({ "tiny_copilot", "tiny_copilot_ghost", "tiny_copilot_native" }) do
+    if pcall(vim.api.nvim_get_autocmds, { group = name }) then
+      table.insert(groups, name)
+    end
+  end
+  t.record("augroups_after_teardown", groups)
+  t.record("tab_mapping_after_teardown", buffer_mapping("<Tab>"))
+  t.record("command_after_teardown", vim.fn.exists(":TinyCopilot"))
+  t.record("status_after_teardown", tiny_copilot().status())
+  t.record("tab_line_unmapped", type_on_new_line(t, "<Tab>x"))
+end
+
+-- Option checks and defaults, without a server.
+function M.config(t)
+  local config = require("tiny_copilot.config")
+  t.record("defaults", config.defaults)
+  local errors = {}
+  local bad = {
+    unknown = { debounce = 10 },
+    unknown_key = { keys = { accept_all = "<Tab>" } },
+    negative_debounce = { debounce_ms = -1 },
+    empty_cmd = { cmd = {} },
+    cmd_string = { cmd = "tiny-copilot-lsp" },
+    native = { native = true },
+    key_number = { keys = { accept = 1 } },
+  }
+  for name, options in pairs(bad) do
+    local ok, err = pcall(config.resolve, options)
+    errors[name] = ok and vim.NIL or err
+  end
+  t.record("errors", errors)
+  t.record("resolved", config.resolve({ keys = { dismiss = false }, filetypes = { "lua" } }))
+  t.record("health", health_report())
 end
 
 return M

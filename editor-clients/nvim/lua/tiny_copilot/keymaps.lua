@@ -15,6 +15,52 @@ local DESCRIPTIONS = {
 
 local mapped = {}
 
+local function termcodes(keys)
+  return vim.api.nvim_replace_termcodes(keys, true, true, true)
+end
+
+-- The insert-mode mapping of `lhs` that our key replaces in `bufnr` (a global one, or one the
+-- buffer had), as returned by maparg(); nil when `lhs` was not mapped.
+local function previous_mapping(bufnr, lhs)
+  local previous = vim.api.nvim_buf_call(bufnr, function()
+    return vim.fn.maparg(lhs, "i", false, true)
+  end)
+  -- An empty result can come back as a table with only a type marker (0.7), so test a field.
+  if type(previous) ~= "table" or previous.lhs == nil then
+    return nil
+  end
+  return previous
+end
+
+-- What the key does when it is not ours: run the mapping it replaced (for example Neovim 0.12's
+-- default <Tab>, which jumps in snippets), else type the key itself.
+local function fallback(previous, lhs)
+  if not previous then
+    return lhs
+  end
+  if previous.callback then
+    -- Neovim 0.7 reports a Lua mapping's callback as a number that Lua cannot call.
+    if type(previous.callback) ~= "function" then
+      return lhs
+    end
+    if previous.expr == 1 then
+      return previous.callback() or ""
+    end
+    vim.schedule(previous.callback)
+    return ""
+  end
+  local rhs = previous.rhs or ""
+  if previous.expr == 1 then
+    return vim.api.nvim_eval(rhs)
+  end
+  if previous.noremap == 1 then
+    return rhs
+  end
+  -- A recursive mapping must see other mappings again, which our <expr> result cannot.
+  vim.api.nvim_feedkeys(termcodes(rhs), "im", false)
+  return ""
+end
+
 --- Map `keys` (action -> lhs or false) in `bufnr`. `can_run(action, bufnr)` decides at once
 --- whether the key is ours; `run(action, bufnr)` then runs on the next tick, because an
 --- <expr> mapping may not change the buffer.
@@ -24,9 +70,13 @@ function M.attach(bufnr, keys, can_run, run)
   for _, action in ipairs(M.actions) do
     local lhs = keys[action]
     if lhs then
+      local previous = previous_mapping(bufnr, lhs)
+      if previous and previous.desc and previous.desc:find("^tiny%-copilot:") then
+        previous = nil
+      end
       vim.keymap.set("i", lhs, function()
         if not can_run(action, bufnr) then
-          return lhs
+          return fallback(previous, lhs)
         end
         vim.schedule(function()
           run(action, bufnr)

