@@ -39,6 +39,7 @@ from .corpus_rules import (
     SKIP_GITIGNORED,
     SKIP_SECRET,
     SKIP_TOO_LARGE,
+    SKIP_UNREADABLE,
     SKIP_UNSUPPORTED_TYPE,
     TEXT_SUFFIX,
     FileRules,
@@ -268,13 +269,16 @@ def _read_candidate(candidate: _Candidate, rules: FileRules, collector: _Collect
         )
     reason: str | None = None
     text = ""
-    if candidate.explicit and is_secret_name(path.name):
-        reason = SKIP_SECRET
-    elif path.stat().st_size > rules.max_file_bytes:
-        reason = SKIP_TOO_LARGE
-    else:
-        data = path.read_bytes()
-        reason, text = content_skip_reason(data, rules)
+    try:
+        if candidate.explicit and is_secret_name(path.name):
+            reason = SKIP_SECRET
+        elif path.stat().st_size > rules.max_file_bytes:
+            reason = SKIP_TOO_LARGE
+        else:
+            reason, text = content_skip_reason(path.read_bytes(), rules)
+    except OSError as error:
+        log.warning("cannot read %s (%s); skipping it", path, error)
+        reason = SKIP_UNREADABLE
     if reason is not None:
         collector.skipped[reason] += 1
         if candidate.explicit:

@@ -332,3 +332,19 @@ def test_describe_lists_languages_and_skips(project: Path) -> None:
 
 def test_default_paths_is_stdlib() -> None:
     assert default_paths() == [Path(sysconfig.get_paths()["stdlib"])]
+
+
+def test_unreadable_file_counted(project: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # Tests run as root, where file permissions cannot make a file unreadable, so the read fails by patch.
+    locked = write(project / "locked.py", code("locked"))
+    real_read_bytes = Path.read_bytes
+
+    def read_bytes(path: Path) -> bytes:
+        if path.name == locked.name:
+            raise PermissionError(13, "Permission denied", str(path))
+        return real_read_bytes(path)
+
+    monkeypatch.setattr(Path, "read_bytes", read_bytes)
+    corpus = build_corpus([project])
+    assert "locked.py" not in used_paths(corpus)
+    assert corpus.skipped == {"unreadable": 1}
