@@ -29,7 +29,14 @@ test-venv: $(VENV)/.installed-test
 run: venv
 	$(BIN)/python -m tiny_copilot.server.demo
 
-test: test-venv
+# The editors' npm and PyPI pieces (code-server, playwright-core, the .vsix, a Neovim 0.12 build) go
+# into .tools/. Debian packages (neovim, chromium) need root and come from .ci/run; without them the
+# editor tests skip, or fail when CI=true.
+editors: test-venv
+	PYTHON=$(BIN)/python bash editor-clients/nvim/scripts/install-nvim-0.12.sh
+	bash editor-clients/vscode/scripts/install-test-deps.sh
+
+test: test-venv editors
 	$(BIN)/python -m pytest
 
 clean:
