@@ -47,7 +47,7 @@ async def lsp_session(
     client = make_test_lsp_client()
     await client.start_io(*server_command(*args))
     try:
-        await client.initialize_session(
+        client.initialize_result = await client.initialize_session(  # type: ignore[attr-defined]
             types.InitializeParams(
                 capabilities=capabilities_for(profile),
                 initialization_options=initialization_options,

@@ -1,0 +1,234 @@
+"""textDocument/inlineCompletion end to end over stdio with pytest-lsp, for each client profile."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+import pytest_asyncio
+import torch
+from lsprotocol import types
+from lsp_session import (
+    PROFILES,
+    apply_edit,
+    document_state,
+    encoding_of,
+    inline_params,
+    lsp_session,
+    open_document,
+)
+from pygls.exceptions import JsonRpcRequestCancelled
+from pytest_lsp import LanguageClient
+
+from tiny_copilot.model.checkpoint import save_checkpoint
+from tiny_copilot.model.config import ModelConfig
+from tiny_copilot.model.tokenizer import CodeTokenizer
+from tiny_copilot.model.transformer import GPT
+
+EMOJI_LINE = 's = "😀" + x'
+# One inference thread: on a shared CI machine two threads can make each step many times slower.
+SETTINGS = {"threads": 1}
+SLOW_SETTINGS = {"threads": 1, "maxNewTokens": 300, "multiline": "never", "temperature": 0}
+
+pytestmark = pytest.mark.asyncio(loop_scope="module")
+
+
+@pytest.fixture(scope="module")
+def slow_checkpoint(tmp_path_factory: pytest.TempPathFactory, small_tokenizer: CodeTokenizer) -> Path:
+    """A seeded untrained model wide enough that a 400-token generation takes a good fraction of a second."""
+    torch.manual_seed(0)
+    path = tmp_path_factory.mktemp("slow") / "checkpoint"
+    model = GPT(ModelConfig(vocab_size=512, d_model=128, n_layers=4, n_heads=4, max_seq_len=1024))
+    save_checkpoint(path, model, small_tokenizer, {"step": 0})
+    return path
+
+
+@pytest_asyncio.fixture(scope="module", loop_scope="module", params=PROFILES)
+async def client(request: pytest.FixtureRequest, untrained_checkpoint: Path) -> AsyncIterator[LanguageClient]:
+    async with lsp_session(request.param, ["-vv", "--checkpoint", str(untrained_checkpoint)], SETTINGS) as session:
+        session.profile = request.param  # type: ignore[attr-defined]
+        yield session
+
+
+@pytest_asyncio.fixture(scope="module", loop_scope="module")
+async def slow_client(slow_checkpoint: Path) -> AsyncIterator[LanguageClient]:
+    async with lsp_session("neovim@v0.7.0", ["-vv", "--checkpoint", str(slow_checkpoint)], SLOW_SETTINGS) as session:
+        yield session
+
+
+async def test_capabilities_and_encoding(client: LanguageClient) -> None:
+    capabilities = client.initialize_result.capabilities
+    assert capabilities.inline_completion_provider is not None
+    assert capabilities.completion_provider is not None
+    assert capabilities.text_document_sync.change == types.TextDocumentSyncKind.Incremental
+    assert capabilities.position_encoding == encoding_of(client.profile)
+
+    state = await document_state(client, "untitled:none")
+    assert state is None
+    uri = "file:///enc.py"
+    open_document(client, uri, EMOJI_LINE)
+    state = await document_state(client, uri)
+    assert state is not None
+    assert state["encoding"] == encoding_of(client.profile)
+
+
+async def test_emoji_prefix_ends_at_cursor(client: LanguageClient) -> None:
+    uri = "file:///emoji.py"
+    open_document(client, uri, EMOJI_LINE + "\n")
+    # Right after the x: 12 UTF-16 units or 14 UTF-8 bytes.
+    column = 14 if encoding_of(client.profile) == "utf-8" else 12
+    state = await document_state(client, uri, 0, column)
+    assert state["prefix"] == EMOJI_LINE
+    assert state["prefix"].endswith("x")
+
+    open_document(client, "file:///two.py", "😀😀\nab")
+    state = await document_state(client, "file:///two.py", 1, 1)
+    assert state["prefix"] == "😀😀\na"
+    column = 4 if encoding_of(client.profile) == "utf-8" else 2
+    state = await document_state(client, "file:///two.py", 0, column)
+    assert state["prefix"] == "😀"
+
+    result = await client.text_document_inline_completion_async(inline_params(uri, 0, column))
+    for item in result.items:
+        assert item.range.start == types.Position(line=0, character=column)
+
+
+@pytest.mark.parametrize(("text", "line", "character"), [("", 0, 0), ("a", 0, 1), ("a\n", 1, 0)])
+async def test_tiny_documents_are_answered(client: LanguageClient, text: str, line: int, character: int) -> None:
+    uri = f"file:///tiny{len(text)}.py"
+    open_document(client, uri, text)
+    result = await client.text_document_inline_completion_async(inline_params(uri, line, character))
+    assert result is not None
+    for item in result.items:
+        assert item.range.start == types.Position(line=line, character=character)
+        assert item.range.end.line == line
+
+
+async def test_items_carry_range_on_cursor_line(client: LanguageClient) -> None:
+    uri = "file:///range.py"
+    text = "import json\n\ndef load(path):\n    with open(path) as f:\n        return json.\n"
+    open_document(client, uri, text)
+    result = await client.text_document_inline_completion_async(inline_params(uri, 4, 20))
+    assert result.items, "the untrained model always produces some text here"
+    for item in result.items:
+        assert item.range is not None
+        assert item.range.start == types.Position(line=4, character=20)
+        assert item.range.end.line == 4
+
+
+async def test_crlf_and_lf_give_same_suggestion(client: LanguageClient) -> None:
+    lf = "def add(a, b):\n    total = a + b\n    return "
+    crlf = lf.replace("\n", "\r\n")
+    open_document(client, "file:///lf.py", lf)
+    open_document(client, "file:///crlf.py", crlf)
+    lf_result = await client.text_document_inline_completion_async(inline_params("file:///lf.py", 2, 11))
+    crlf_result = await client.text_document_inline_completion_async(inline_params("file:///crlf.py", 2, 11))
+
+    assert [i.insert_text.replace("\r\n", "\n") for i in crlf_result.items] == [i.insert_text for i in lf_result.items]
+    for item in lf_result.items:
+        assert "\r" not in item.insert_text
+    for item in crlf_result.items:
+        assert "\r" not in item.insert_text.replace("\r\n", "")
+        assert "\n" not in item.insert_text.replace("\r\n", "")
+
+
+async def test_edits_track_client_text(client: LanguageClient) -> None:
+    uri = "file:///edit.py"
+    text = "😀 = 1\r\nprint(😀)\n"
+    open_document(client, uri, text)
+    unit = 4 if encoding_of(client.profile) == "utf-8" else 2
+    client.text_document_did_change(
+        types.DidChangeTextDocumentParams(
+            text_document=types.VersionedTextDocumentIdentifier(uri=uri, version=2),
+            content_changes=[
+                types.TextDocumentContentChangePartial(
+                    range=types.Range(start=types.Position(line=1, character=6 + unit), end=types.Position(line=1, character=6 + unit)),
+                    text=", 2",
+                ),
+                types.TextDocumentContentChangePartial(
+                    range=types.Range(start=types.Position(line=0, character=0), end=types.Position(line=0, character=unit)),
+                    text="y",
+                ),
+            ],
+        )
+    )
+    state = await document_state(client, uri)
+    assert state["text"] == "y = 1\r\nprint(😀, 2)\n"
+    assert state["version"] == 2
+
+
+async def test_newer_request_supersedes_older(slow_client: LanguageClient) -> None:
+    client = slow_client
+    uri = "file:///slow.py"
+    open_document(client, uri, "import os\nimport sys\n\ndef main():\n    value = ")
+    started = time.monotonic()
+    solo = await client.text_document_inline_completion_async(inline_params(uri, 4, 12))
+    solo_s = time.monotonic() - started
+    assert solo.items
+    assert solo_s > 0.2, "the model must generate long enough for two requests to overlap"
+
+    older = asyncio.wrap_future(client.protocol.send_request(types.TEXT_DOCUMENT_INLINE_COMPLETION, inline_params(uri, 4, 12)))
+    await asyncio.sleep(0.05)
+    newer = asyncio.wrap_future(client.protocol.send_request(types.TEXT_DOCUMENT_INLINE_COMPLETION, inline_params(uri, 4, 12)))
+
+    try:
+        older_result = await older
+        assert list(older_result.items) == []
+    except JsonRpcRequestCancelled:
+        pass
+    newer_result = await newer
+    assert [i.insert_text for i in newer_result.items] == [i.insert_text for i in solo.items]
+
+
+async def test_cancel_storm_runs_one_generation_at_a_time(slow_client: LanguageClient) -> None:
+    client = slow_client
+    uri = "file:///storm.py"
+    text = "def main():\n    value = "
+    open_document(client, uri, text)
+    started = time.monotonic()
+    await client.text_document_inline_completion_async(inline_params(uri, 1, 12))
+    full_generation_s = time.monotonic() - started
+    assert full_generation_s > 0.2, "the model must generate long enough for keystrokes to interrupt it"
+
+    futures: list[asyncio.Future] = []
+    sent_at: list[float] = []
+    previous_id: str | None = None
+    for keystroke in range(20):
+        column = 12 + keystroke
+        client.text_document_did_change(
+            types.DidChangeTextDocumentParams(
+                text_document=types.VersionedTextDocumentIdentifier(uri=uri, version=2 + keystroke),
+                content_changes=[
+                    types.TextDocumentContentChangePartial(
+                        range=types.Range(start=types.Position(line=1, character=column), end=types.Position(line=1, character=column)),
+                        text="a",
+                    )
+                ],
+            )
+        )
+        msg_id = f"storm-{keystroke}"
+        futures.append(
+            asyncio.wrap_future(client.protocol.send_request(types.TEXT_DOCUMENT_INLINE_COMPLETION, inline_params(uri, 1, column + 1), msg_id=msg_id))
+        )
+        sent_at.append(time.monotonic())
+        if previous_id is not None:
+            client.protocol.notify(types.CANCEL_REQUEST, types.CancelParams(id=previous_id))
+        previous_id = msg_id
+        await asyncio.sleep(0.03)
+
+    outcomes = await asyncio.gather(*futures, return_exceptions=True)
+    answered_at = time.monotonic()
+    for index, outcome in enumerate(outcomes[:-1]):
+        # The didChange before each cancel already stops the outdated generation, so the server may
+        # answer empty before the cancel arrives; either tells the client there is nothing to show.
+        assert isinstance(outcome, JsonRpcRequestCancelled) or list(outcome.items) == [], (index, outcome)
+    assert outcomes[-1].items, "the last request gets the suggestion"
+    # Twenty full generations would take 20 * full_generation_s; cancellation stops them within a step.
+    assert answered_at - sent_at[0] < 20 * full_generation_s / 2
+
+    state = await document_state(client, uri)
+    assert state["text"] == text + "a" * 20
+    assert state["maxConcurrentJobs"] == 1
