@@ -255,6 +255,15 @@ def _write_json(path: Path, data: Any) -> None:
 
 
 def _write_text(path: Path, text: str) -> None:
-    temporary = path.with_name(path.name + ".tmp")
+    """Replace `path` atomically; skip the write when it already contains `text`.
+
+    Several training processes may call prepare_data on one folder, so each writes its own temporary file.
+    """
+    try:
+        if path.read_text(encoding="utf-8") == text:
+            return
+    except (OSError, UnicodeDecodeError):
+        pass
+    temporary = path.with_name(f"{path.name}.{os.getpid()}.tmp")
     temporary.write_text(text, encoding="utf-8")
     os.replace(temporary, path)
