@@ -12,7 +12,7 @@ def write_loss_plot(rows: Iterable[dict[str, Any]], path: Path) -> bool:
     """Draw the curves of `rows` into `path` (PNG, replaced atomically); return False when there is nothing to draw.
 
     Validation is drawn in bits per byte on a second axis, because that is the number to compare
-    across tokenizers, while training loss stays in nats per token as the optimizer sees it.
+    across tokenizers, while training loss stays in nats per token, the quantity the optimizer minimizes.
     """
     rows = list(rows)
     train = [(r["step"], r["loss"]) for r in rows if r.get("kind") == "train"]

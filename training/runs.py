@@ -40,7 +40,7 @@ STATE_VERSION = 1
 
 
 def default_runs_dir() -> Path:
-    """The folder that holds runs when --out is not given: <user data folder>/tiny-copilot/runs."""
+    """Return the folder that contains runs when --out is not given: <user data folder>/tiny-copilot/runs."""
     return platformdirs.user_data_path("tiny-copilot") / "runs"
 
 
@@ -58,7 +58,7 @@ def new_run_dir(preset: str, runs_dir: Path | None = None) -> Path:
 
 @dataclass(frozen=True)
 class TrainingState:
-    """Where an interrupted run stands; with the optimizer tensors it is enough to continue exactly."""
+    """Progress of a run at a checkpoint; with the optimizer tensors it is enough to continue exactly."""
 
     step: int
     """Optimizer steps completed."""
@@ -199,15 +199,25 @@ def _optimizer_from_flat(
     groups = []
     for saved, live_group, live_params in zip(saved_groups, live["param_groups"], optimizer.param_groups):
         for index, param in zip(live_group["params"], live_params["params"]):
-            if names[id(param)] in by_name:
-                state[index] = by_name[names[id(param)]]
+            entry = by_name.get(names[id(param)])
+            if entry is None:
+                continue
+            for key, tensor in entry.items():
+                if tensor.dim() > 0 and tensor.shape != param.shape:
+                    raise CheckpointError(
+                        f"{checkpoint_dir / OPTIMIZER_FILE}: {key} of {names[id(param)]} has shape {tuple(tensor.shape)}, "
+                        f"the parameter has {tuple(param.shape)}; the training state belongs to another model"
+                    )
+            state[index] = entry
+
         restored = {k: (tuple(v) if k == "betas" else v) for k, v in saved.items() if k != "params"}
         groups.append({**restored, "params": live_group["params"]})
-    expected = {n for n in names.values()}
+
+    expected = set(names.values())
     saved_names = set(optimizer_json.get("param_names", {}).values())
     if saved_names and saved_names != expected:
         raise CheckpointError(
-            f"{checkpoint_dir / OPTIMIZER_FILE} holds state for parameters {sorted(saved_names ^ expected)[:3]} "
+            f"{checkpoint_dir / OPTIMIZER_FILE} contains state for parameters {sorted(saved_names ^ expected)[:3]} "
             "that this model does not match; the training state belongs to another model"
         )
     return {"state": state, "param_groups": groups}

@@ -1,9 +1,9 @@
 """Execution choices for training: device, threads, compute dtype, torch.compile, and MFU accounting.
 
-The dtype and compile choices on CPU are made by timing a few forward and backward passes of the real
-model on a real batch, because which one wins depends on the CPU's instruction set (AVX-512 BF16 or
-AMX make bfloat16 autocast faster, plain AVX2 makes it slower) and on the model's width.
-The probe never steps the optimizer, so it leaves the weights untouched.
+On CPU, threads, dtype and compile are chosen by timing a few forward and backward passes of the real
+model on a real batch. Which one wins depends on the CPU's instruction set and on the model's width:
+AVX-512 BF16 or AMX make bfloat16 autocast faster, plain AVX2 makes it slower. The probe never steps
+the optimizer, so it leaves the weights untouched.
 """
 
 from __future__ import annotations
@@ -31,12 +31,13 @@ PROBE_STEPS = 2
 """Timed forward and backward passes per candidate, after one untimed warm-up pass."""
 
 BF16_MIN_SPEEDUP = 1.05
-"""bfloat16 must beat float32 by this factor to be chosen; smaller differences are within timing noise."""
+"""A faster candidate (bfloat16, compiled, fewer threads) must win by this factor to be chosen; smaller
+differences are within timing noise."""
 
 
 @dataclass(frozen=True)
 class ExecutionPlan:
-    """How the training step runs, and the peak used for MFU."""
+    """Execution settings of the training step, and the peak FLOP/s that MFU divides by."""
 
     device: torch.device
     autocast_dtype: torch.dtype | None
@@ -48,6 +49,8 @@ class ExecutionPlan:
     peak_flops: float
     """Peak matmul FLOP/s of one process, in the fastest dtype this device offers."""
     peak_dtype: str
+    threads: int
+    """CPU threads of this process (torch.get_num_threads() once the plan is made)."""
 
     @property
     def dtype_name(self) -> str:
@@ -123,17 +126,22 @@ def choose_execution(
     config: TrainConfig,
     device: torch.device,
     expected_run_s: float | None,
+    tune_threads: bool,
 ) -> tuple[ExecutionPlan, torch.nn.Module]:
-    """Decide dtype and compile for this run and return the plan and the module to train with.
+    """Decide threads, dtype and compile for this run and return the plan and the module to train with.
 
     `step_fn(module, autocast_dtype)` must run one forward and backward pass and clear the gradients.
-    `expected_run_s` is the time budget, or None when only a step limit is known.
+    `expected_run_s` is the time budget, or None when only a step limit is known. With `tune_threads`,
+    the current thread count is timed against half of it and the faster one is kept.
     """
-    peak_flops, peak_dtype = measure_peak(device)
     if device.type == "cuda":
+        peak_flops, peak_dtype = measure_peak(device)
         return _cuda_plan(model, config, device, peak_flops, peak_dtype)
 
     notes = []
+    if tune_threads and torch.get_num_threads() >= 2:
+        notes.append(_choose_threads(model, step_fn))
+    peak_flops, peak_dtype = measure_peak(device)
     dtype: torch.dtype | None = None
     if config.dtype == "bfloat16":
         dtype = torch.bfloat16
@@ -165,8 +173,33 @@ def choose_execution(
     else:
         notes.append("not compiled (--compile off)")
 
-    plan = ExecutionPlan(device, dtype, compiled, False, "; ".join(notes), peak_flops, peak_dtype)
+    plan = ExecutionPlan(device, dtype, compiled, False, "; ".join(notes), peak_flops, peak_dtype, torch.get_num_threads())
     return plan, trained
+
+
+def _choose_threads(
+    model: torch.nn.Module, step_fn: Callable[[torch.nn.Module, torch.dtype | None], None]
+) -> str:
+    """Keep all threads or half of them, whichever runs a float32 step faster now; return a log note.
+
+    On a CPU shared with other busy processes, OpenMP threads that wait for a descheduled sibling
+    made a step many times slower than fewer threads (20x for validation on a loaded 2-core VM).
+    """
+    many = torch.get_num_threads()
+    few = max(1, many // 2)
+    best = {many: float("inf"), few: float("inf")}
+    for threads in (many, few):
+        torch.set_num_threads(threads)
+        step_fn(model, None)
+    for _ in range(PROBE_STEPS):
+        for threads in (many, few):
+            torch.set_num_threads(threads)
+            start = time.perf_counter()
+            step_fn(model, None)
+            best[threads] = min(best[threads], time.perf_counter() - start)
+    chosen = many if best[many] * BF16_MIN_SPEEDUP <= best[few] else few
+    torch.set_num_threads(chosen)
+    return f"{chosen} threads: a step took {best[many] * 1000:.0f} ms with {many} and {best[few] * 1000:.0f} ms with {few}"
 
 
 def _cuda_plan(
@@ -180,7 +213,9 @@ def _cuda_plan(
     reason = f"CUDA: {'bfloat16 autocast' if use_bf16 else 'float32 with TF32 matmuls'}, fused AdamW, " + (
         "compiled" if compiled else "not compiled (--compile off)"
     )
-    plan = ExecutionPlan(device, torch.bfloat16 if use_bf16 else None, compiled, True, reason, peak_flops, peak_dtype)
+    plan = ExecutionPlan(
+        device, torch.bfloat16 if use_bf16 else None, compiled, True, reason, peak_flops, peak_dtype, torch.get_num_threads()
+    )
     return plan, trained
 
 

@@ -7,6 +7,7 @@ import dataclasses
 import shlex
 import sys
 import typing
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, get_args, get_origin
 
@@ -64,15 +65,17 @@ def add_config_arguments(parser: argparse.ArgumentParser) -> None:
             kwargs["action"] = "extend" if meta.get("nargs") else "append"
             if meta.get("nargs"):
                 kwargs["nargs"] = meta["nargs"]
+        elif "parse" in meta:
+            kwargs["type"] = _argument_type(meta["parse"])
         else:
-            kwargs["type"] = meta.get("parse", value_type)
+            kwargs["type"] = value_type
         if "metavar" in meta:
             kwargs["metavar"] = meta["metavar"]
         parser.add_argument(flag_of(field.name), **kwargs)
 
 
 def config_from_args(args: argparse.Namespace) -> dict[str, Any]:
-    """The TrainConfig fields given on the command line, with values converted to field types."""
+    """Return the TrainConfig fields given on the command line, with values converted to field types."""
     given = {}
     for field in dataclasses.fields(TrainConfig):
         if hasattr(args, field.name):
@@ -83,6 +86,18 @@ def config_from_args(args: argparse.Namespace) -> dict[str, Any]:
 
         given["sample_prompt"] = interpret_escapes(given["sample_prompt"])
     return given
+
+
+def _argument_type(parse: Callable[[str], Any]) -> Callable[[str], Any]:
+    """Wrap `parse` so that argparse prints its ValueError message instead of a generic one."""
+
+    def convert(text: str) -> Any:
+        try:
+            return parse(text)
+        except ValueError as exc:
+            raise argparse.ArgumentTypeError(str(exc)) from None
+
+    return convert
 
 
 def _value_type(hint: Any) -> type:

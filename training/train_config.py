@@ -170,6 +170,7 @@ class TrainConfig:
             value = getattr(self, name)
             if value is not None and (not isinstance(value, int) or value <= 0):
                 raise ValueError(f"TrainConfig.{name} must be a positive integer, got {value!r}")
+
         for name in ("batch_size", "grad_accum", "eval_interval", "eval_batches", "checkpoint_interval", "log_interval", "sample_tokens"):
             value = getattr(self, name)
             if not isinstance(value, int) or value <= 0:
@@ -180,6 +181,7 @@ class TrainConfig:
             raise ValueError(f"TrainConfig.time_budget_s must be a positive number of seconds, got {self.time_budget_s!r}")
         if self.preset not in PRESETS:
             raise ValueError(f"TrainConfig.preset {self.preset!r} is unknown; choose one of {', '.join(PRESETS)}")
+
         for name, low, high in (
             ("fim_rate", 0.0, 1.0),
             ("min_lr_ratio", 0.0, 1.0),
@@ -190,6 +192,7 @@ class TrainConfig:
             value = getattr(self, name)
             if not low <= value <= high:
                 raise ValueError(f"TrainConfig.{name} must be between {low} and {high}, got {value}")
+
         for name in ("lr", "weight_decay", "grad_clip"):
             if getattr(self, name) < 0 or (name == "lr" and self.lr == 0):
                 raise ValueError(f"TrainConfig.{name} must be {'> 0' if name == 'lr' else '>= 0'}, got {getattr(self, name)}")
@@ -201,6 +204,7 @@ class TrainConfig:
         ):
             if getattr(self, name) not in allowed:
                 raise ValueError(f"TrainConfig.{name} must be one of {', '.join(allowed)}, got {getattr(self, name)!r}")
+
         if self.init_checkpoint is not None and self.shape_overrides():
             raise ValueError(
                 f"--init keeps the checkpoint's shape and tokenizer, so {', '.join(self.shape_overrides())} "
@@ -228,7 +232,7 @@ class TrainConfig:
         return self.seq_len or DEFAULT_SEQ_LEN
 
     def shape_overrides(self) -> dict[str, int]:
-        """The model-shape fields given explicitly, keyed by ModelConfig field name."""
+        """Return the model-shape fields given explicitly, keyed by ModelConfig field name."""
         given = {
             "vocab_size": self.vocab_size,
             "d_model": self.d_model,
@@ -286,7 +290,7 @@ RESUMABLE_OVERRIDES = frozenset(
 
 
 def flag_of(name: str) -> str:
-    """The command-line flag of a TrainConfig field."""
+    """Return the command-line flag of a TrainConfig field."""
     metadata = {f.name: f.metadata for f in dataclasses.fields(TrainConfig)}[name]
     return metadata.get("flag", "--" + name.replace("_", "-"))
 

@@ -9,14 +9,19 @@ order, and the schedule depends only on the step and the time already spent.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import logging
-import math
+import os
+import platform
 import signal
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
+import numpy
+import tokenizers
 import torch
 from torch.nn.parallel import DistributedDataParallel
 
@@ -25,8 +30,8 @@ from tiny_copilot.model.transformer import GPT
 
 from . import distributed
 from .batches import BatchConfig, BatchSampler, ValidationBatches
-from .data import prepare_data
-from .loop import LoopContext, run_loop
+from .data import PreparedData, prepare_data
+from .loop import LoopContext, progress_of, run_loop
 from .runs import MetricsLog, load_optimizer_state, read_training_state, resolve_checkpoint_dir
 from .speed import ExecutionPlan, choose_execution, default_threads, resolve_device
 from .train_config import TrainConfig
@@ -64,12 +69,11 @@ def train(
     group = distributed.init_process_group(device.type)
     if not group.is_main:
         say = _silent
-    threads = config.threads or default_threads(group.local_world_size)
     if device.type == "cpu":
-        torch.set_num_threads(threads)
+        torch.set_num_threads(config.threads or default_threads(group.local_world_size))
     run_dir = Path(distributed.broadcast_from_main(group, str(run_dir)))
     try:
-        return _train(config, run_dir, resume, command, say, device, group, threads)
+        return _train(config, run_dir, resume, command, say, device, group)
     finally:
         distributed.destroy_process_group(group)
 
@@ -82,30 +86,36 @@ def _train(
     say: Callable[[str], None],
     device: torch.device,
     group: distributed.ProcessGroup,
-    threads: int,
 ) -> TrainOutcome:
     # 2. Starting point: a checkpoint to resume or fine-tune, or nothing.
     start_checkpoint = _starting_checkpoint(config, run_dir, resume)
     start_state = read_training_state(start_checkpoint.path) if resume and start_checkpoint else None
+    if start_state is not None and progress_of(config, start_state.step, start_state.elapsed_s) >= 1.0:
+        raise ValueError(
+            f"the run in {run_dir} already finished at step {start_state.step} after {start_state.elapsed_s:.0f} s; "
+            "pass a larger --max-steps or --time-budget to continue it"
+        )
     if group.is_main:
         run_dir.mkdir(parents=True, exist_ok=True)
     say(f"run folder: {run_dir}")
 
     # 3. Data: rank 0 builds the corpus, tokenizer and token files; the other ranks then reuse them.
     model_config = start_checkpoint.config if start_checkpoint else config.model_config()
-    data = None
-    for turn in (True, False):
-        if group.is_main == turn:
-            data = prepare_data(
-                config.data_paths,
-                config.exclude_globs,
-                vocab_size=model_config.vocab_size,
-                work_dir=run_dir / "data",
-                tokenizer=start_checkpoint.tokenizer if start_checkpoint else None,
-                log=say,
-            )
-        distributed.barrier(group)
-    assert data is not None
+
+    def prepare(log_line: Callable[[str], None]) -> PreparedData:
+        return prepare_data(
+            config.data_paths,
+            config.exclude_globs,
+            vocab_size=model_config.vocab_size,
+            work_dir=run_dir / "data",
+            tokenizer=start_checkpoint.tokenizer if start_checkpoint else None,
+            log=log_line,
+        )
+
+    data = prepare(say) if group.is_main else None
+    distributed.barrier(group)
+    if data is None:
+        data = prepare(_silent)
     if data.tokenizer.vocab_size > model_config.vocab_size:
         raise ValueError(
             f"the tokenizer has {data.tokenizer.vocab_size} tokens but the model only {model_config.vocab_size} "
@@ -147,7 +157,7 @@ def _train(
     # 6. Execution plan, measured on a real batch; the clock of the time budget starts here.
     clock_start = time.perf_counter()
     plan, trained = _plan_execution(model, sampler, config, device, group, start_step)
-    say(f"execution: {device.type}, {threads} threads per process, {group.world_size} process(es); {plan.reason}")
+    say(f"execution: {device.type}, {group.world_size} process(es), {plan.threads} threads each; {plan.reason}")
     if group.is_distributed:
         trained = DistributedDataParallel(trained, device_ids=[device.index] if device.type == "cuda" else None)
 
@@ -215,22 +225,18 @@ def _plan_execution(
 
     if group.is_distributed and config.compile == "auto":
         # Each rank would measure on its own and might decide differently; DDP needs one choice.
-        config = _replace(config, compile="off")
+        config = dataclasses.replace(config, compile="off")
     expected_run_s = config.stop_time_s if config.max_steps is None else None
-    plan, trained = choose_execution(model, probe_step, config, device, expected_run_s)
+    tune_threads = config.threads is None and not group.is_distributed
+    plan, trained = choose_execution(model, probe_step, config, device, expected_run_s, tune_threads)
     if group.is_distributed:
         chosen = distributed.broadcast_from_main(group, plan.dtype_name)
         if chosen != plan.dtype_name:
-            plan = _replace(plan, autocast_dtype=None if chosen == "float32" else torch.bfloat16)
+            plan = dataclasses.replace(plan, autocast_dtype=None if chosen == "float32" else torch.bfloat16)
     return plan, trained
 
 
-def _meta_base(config: TrainConfig, data, command: str, model: GPT) -> dict:
-    import platform
-
-    import numpy
-    import tokenizers
-
+def _meta_base(config: TrainConfig, data: PreparedData, command: str, model: GPT) -> dict[str, Any]:
     manifest = data.corpus.manifest
     corpus_summary = {k: v for k, v in manifest.items() if k != "files"}
     corpus_summary["manifest_sha256"] = data.corpus.manifest_sha256
@@ -255,15 +261,7 @@ def _meta_base(config: TrainConfig, data, command: str, model: GPT) -> dict:
     }
 
 
-def _replace(obj, **changes):
-    import dataclasses
-
-    return dataclasses.replace(obj, **changes)
-
-
 def _local_rank() -> int:
-    import os
-
     return int(os.environ.get("LOCAL_RANK", "0"))
 
 

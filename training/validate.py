@@ -1,4 +1,4 @@
-"""What the trainer measures at each evaluation: validation loss, bits per byte, and a sample completion."""
+"""Validation loss, bits per byte and the sample completion that the trainer reports at each evaluation."""
 
 from __future__ import annotations
 
@@ -58,7 +58,7 @@ def validate(
 
 
 def sample_completion(model: GPT, tokenizer: CodeTokenizer, prompt: str, max_new_tokens: int) -> str:
-    """Complete `prompt` greedily, as the start of a document, so a learner sees what the model has learned."""
+    """Complete `prompt` greedily, as the start of a document, to show a learner what the model has learned."""
     # Training documents follow an end-of-text token, so a prompt at a file's start follows one too.
     prompt_ids = [tokenizer.specials.end_of_text, *tokenizer.encode(prompt)]
     room = model.config.max_seq_len - len(prompt_ids)

@@ -1,0 +1,181 @@
+"""Interrupting and resuming real `tiny-copilot train` runs: kill -9, Ctrl-C, and broken checkpoints."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+import torch
+from safetensors.torch import load_file, save_file
+from train_runner import RUN_TIMEOUT_S, TINY_RUN_ARGS, metrics_rows, run_train, train_command
+
+from tiny_copilot.training.cli import main
+
+RESUME_ARGS = ("--max-steps", "150", "--checkpoint-interval", "10", "--eval-interval", "50", "--log-interval", "1")
+CHECKPOINT_INTERVAL = 10
+POLL_S = 0.02
+
+
+@pytest.fixture(scope="module")
+def uninterrupted_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    run_dir = tmp_path_factory.mktemp("uninterrupted") / "run"
+    run_train(*TINY_RUN_ARGS, *RESUME_ARGS, "--out", str(run_dir))
+    return run_dir
+
+
+@pytest.fixture
+def keep_torch_threads():
+    """In-process runs set torch's thread count; give the rest of the session its own back."""
+    threads = torch.get_num_threads()
+    yield
+    torch.set_num_threads(threads)
+
+
+def _start_until_step(run_dir: Path, min_step: int) -> subprocess.Popen[str]:
+    """Start a run and return once metrics.jsonl shows `min_step` completed steps."""
+    process = subprocess.Popen(
+        train_command(*TINY_RUN_ARGS, *RESUME_ARGS, "--out", str(run_dir)),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    deadline = time.monotonic() + RUN_TIMEOUT_S
+    metrics = run_dir / "metrics.jsonl"
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            stdout, stderr = process.communicate()
+            pytest.fail(f"the run ended (exit code {process.returncode}) before step {min_step}:\n{stdout}\n{stderr}")
+        if metrics.exists():
+            rows = [json.loads(line) for line in metrics.read_text(encoding="utf-8").splitlines() if line.endswith("}")]
+            if any(row["kind"] == "train" and row["step"] >= min_step for row in rows):
+                return process
+        time.sleep(POLL_S)
+    process.kill()
+    pytest.fail(f"the run did not reach step {min_step} within {RUN_TIMEOUT_S} s")
+
+
+def _assert_same_weights(a: Path, b: Path) -> None:
+    weights_a, weights_b = load_file(str(a / "model.safetensors")), load_file(str(b / "model.safetensors"))
+    assert weights_a.keys() == weights_b.keys()
+    for name in weights_a:
+        assert torch.equal(weights_a[name], weights_b[name]), f"{name} differs"
+
+
+def test_resume_after_kill_matches_uninterrupted(tmp_path: Path, uninterrupted_run: Path) -> None:
+    run_dir = tmp_path / "run"
+    process = _start_until_step(run_dir, 25)
+    process.send_signal(signal.SIGKILL)
+    process.communicate()
+    last_step_before_kill = metrics_rows(run_dir, "train")[-1]["step"]
+
+    result = run_train("--resume", "--out", str(run_dir))
+
+    resumed_at = int(re.search(r"resuming at step (\d+)", result.stdout).group(1))
+    assert resumed_at % CHECKPOINT_INTERVAL == 0
+    assert 0 <= last_step_before_kill - resumed_at <= CHECKPOINT_INTERVAL
+    rows = metrics_rows(run_dir, "train")
+    assert [row["step"] for row in rows] == list(range(1, 151))
+    straight = metrics_rows(uninterrupted_run, "train")
+    assert [row["loss"] for row in rows] == [row["loss"] for row in straight]
+    _assert_same_weights(run_dir / "checkpoint", uninterrupted_run / "checkpoint")
+
+
+def test_ctrl_c_saves_then_resume_matches(tmp_path: Path, uninterrupted_run: Path) -> None:
+    run_dir = tmp_path / "run"
+    process = _start_until_step(run_dir, 15)
+    process.send_signal(signal.SIGINT)
+    stdout, stderr = process.communicate(timeout=RUN_TIMEOUT_S)
+
+    assert process.returncode == 130, stderr
+    assert "continue with: tiny-copilot train --resume" in stdout
+    saved = json.loads((run_dir / "checkpoint" / "training_state.json").read_text(encoding="utf-8"))
+    # The checkpoint is written at the step where the signal arrived, not at the last interval.
+    assert saved["step"] == metrics_rows(run_dir, "train")[-1]["step"]
+
+    run_train("--resume", "--out", str(run_dir))
+    _assert_same_weights(run_dir / "checkpoint", uninterrupted_run / "checkpoint")
+
+
+def test_resume_of_finished_run_asks_for_more_steps(uninterrupted_run: Path, capsys, keep_torch_threads) -> None:
+    assert main(["train", "--resume", "--out", str(uninterrupted_run)]) == 1
+    assert "already finished at step 150" in capsys.readouterr().err
+
+
+def test_resume_rejects_changed_model_option(uninterrupted_run: Path, capsys) -> None:
+    assert main(["train", "--resume", "--out", str(uninterrupted_run), "--d-model", "64", "--lr", "0.01"]) == 2
+    error = capsys.readouterr().err
+    assert "--d-model 64 (the run has 32)" in error
+    assert "--lr 0.01" in error
+
+
+@pytest.fixture
+def broken_run(tmp_path: Path, uninterrupted_run: Path) -> Path:
+    run_dir = tmp_path / "run"
+    shutil.copytree(uninterrupted_run, run_dir)
+    return run_dir
+
+
+def _resume_error(run_dir: Path, capsys) -> str:
+    code = main(["train", "--resume", "--out", str(run_dir), "--max-steps", "160"])
+    assert code in (1, 2)
+    return capsys.readouterr().err
+
+
+def test_truncated_weights_raise_checkpoint_error(broken_run: Path, capsys, keep_torch_threads) -> None:
+    weights = broken_run / "checkpoint" / "model.safetensors"
+    weights.write_bytes(weights.read_bytes()[:100])
+    assert "model.safetensors is corrupt or truncated" in _resume_error(broken_run, capsys)
+
+
+def test_foreign_tokenizer_raises_checkpoint_error(broken_run: Path, small_tokenizer, capsys, keep_torch_threads) -> None:
+    (broken_run / "checkpoint" / "tokenizer.json").write_text(small_tokenizer.json_text, encoding="utf-8")
+    assert "tokenizer.json does not belong to this model" in _resume_error(broken_run, capsys)
+
+
+def test_invalid_training_state_raises_checkpoint_error(broken_run: Path, capsys, keep_torch_threads) -> None:
+    (broken_run / "checkpoint" / "training_state.json").write_text("{ not json", encoding="utf-8")
+    assert "training_state.json is not valid JSON" in _resume_error(broken_run, capsys)
+
+
+def test_missing_training_state_suggests_init(broken_run: Path, capsys, keep_torch_threads) -> None:
+    (broken_run / "checkpoint" / "training_state.json").unlink()
+    assert "use --init to fine-tune it instead of --resume" in _resume_error(broken_run, capsys)
+
+
+def test_corrupt_optimizer_state_raises_checkpoint_error(broken_run: Path, capsys, keep_torch_threads) -> None:
+    (broken_run / "checkpoint" / "optimizer.safetensors").write_bytes(b"\x00" * 64)
+    assert "optimizer.safetensors is missing or corrupt" in _resume_error(broken_run, capsys)
+
+
+def test_mismatched_optimizer_state_raises_checkpoint_error(broken_run: Path, capsys, keep_torch_threads) -> None:
+    path = broken_run / "checkpoint" / "optimizer.safetensors"
+    tensors = load_file(str(path))
+    tensors["state/embed.weight/exp_avg"] = torch.zeros(3, 3)
+    save_file(tensors, str(path))
+    error = _resume_error(broken_run, capsys)
+    assert "exp_avg of embed.weight has shape (3, 3)" in error
+    assert "belongs to another model" in error
+
+
+def test_resume_without_checkpoint_says_so(tmp_path: Path, capsys) -> None:
+    (tmp_path / "run").mkdir()
+    assert main(["train", "--resume", "--out", str(tmp_path / "run")]) == 2
+    assert "training_state.json not found" in capsys.readouterr().err
+
+
+def test_interrupted_save_falls_back_to_old_checkpoint(broken_run: Path, capsys, keep_torch_threads) -> None:
+    # A crash between the two renames of a save leaves only checkpoint.old.
+    os.replace(broken_run / "checkpoint", broken_run / "checkpoint.old")
+    assert "already finished at step 150" in _resume_error_finished(broken_run, capsys)
+
+
+def _resume_error_finished(run_dir: Path, capsys) -> str:
+    assert main(["train", "--resume", "--out", str(run_dir)]) == 1
+    return capsys.readouterr().err
