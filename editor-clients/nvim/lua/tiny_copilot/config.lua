@@ -6,7 +6,7 @@ local M = {}
 M.defaults = {
   -- Command that starts the language server over stdio; add `--checkpoint DIR` to pick a model.
   cmd = { "tiny-copilot-lsp" },
-  -- Filetypes to attach to; "*" means every buffer that holds a file (buftype "").
+  -- Filetypes to attach to; "*" means every buffer of a file (buftype "").
   filetypes = { "*" },
   -- Server settings, sent as initializationOptions and served to workspace/configuration
   -- requests under the section named by `settings_section`.
@@ -39,7 +39,7 @@ M.defaults = {
 local function fail(key, expected, value)
   error(
     string.format(
-      "tiny_copilot.setup: option %s must be %s, got %s; see :help tiny-copilot or editor-clients/nvim/README.md",
+      "tiny_copilot.setup: option %s must be %s, got %s; the options are listed in editor-clients/nvim/README.md",
       key,
       expected,
       vim.inspect(value)

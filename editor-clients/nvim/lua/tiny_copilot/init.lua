@@ -40,8 +40,8 @@ local function wants_buffer(bufnr)
     return false
   end
   local filetype = vim.bo[bufnr].filetype
-  for _, wanted in ipairs(state.options.filetypes) do
-    if wanted == "*" or wanted == filetype then
+  for _, allowed in ipairs(state.options.filetypes) do
+    if allowed == "*" or allowed == filetype then
       return true
     end
   end
@@ -52,7 +52,7 @@ local function can_run(action, bufnr)
   if not state.enabled or not state.attached[bufnr] then
     return false
   end
-  -- With our own ghost text, "next" with nothing shown asks for a suggestion right away.
+  -- With our own ghost text, "next" with nothing shown requests a suggestion right away.
   if action == "next" and state.frontend_name == "ghost" then
     return true
   end

@@ -19,8 +19,8 @@ local function termcodes(keys)
   return vim.api.nvim_replace_termcodes(keys, true, true, true)
 end
 
--- The insert-mode mapping of `lhs` that our key replaces in `bufnr` (a global one, or one the
--- buffer had), as returned by maparg(); nil when `lhs` was not mapped.
+-- The insert-mode mapping of `lhs` that our key replaces in `bufnr`, as maparg() returns it.
+-- It is a global mapping or one the buffer had, and nil when `lhs` was not mapped.
 local function previous_mapping(bufnr, lhs)
   local previous = vim.api.nvim_buf_call(bufnr, function()
     return vim.fn.maparg(lhs, "i", false, true)

@@ -1,7 +1,7 @@
--- Suggestions through Neovim's built-in vim.lsp.inline_completion (0.12+). Neovim requests,
--- debounces (a fixed 200 ms) and draws the ghost text; this module turns it on for our
--- buffers and adds what the built-in lacks: partial accepts, dismiss, and a guard that cancels
--- requests its debounce timer sends after insert mode was left.
+-- Suggestions through Neovim's built-in vim.lsp.inline_completion (0.12+). Neovim sends the
+-- requests after a fixed 200 ms debounce and draws the ghost text. This module turns it on for
+-- our buffers and adds what the built-in lacks: partial accepts, dismiss, and a guard that
+-- cancels requests its debounce timer sends after insert mode was left.
 local compat = require("tiny_copilot.compat")
 local suggestion = require("tiny_copilot.suggestion")
 
@@ -48,7 +48,7 @@ function M.start(opts)
   local group = compat.augroup(AUGROUP)
 
   -- The built-in debounce timer survives InsertLeave, so a request can still go out after
-  -- insert mode ended; its answer would then be drawn in normal mode. Cancel such requests.
+  -- insert mode ended, and the reply would then be drawn in normal mode. Cancel such requests.
   api.nvim_create_autocmd("LspRequest", {
     group = group,
     desc = "tiny-copilot: cancel inline completion requests sent outside insert mode",
@@ -106,20 +106,19 @@ function M.current(bufnr)
     return nil
   end
   local details = mark[4]
-  local lines = {}
-  for _, chunks in ipairs({ details.virt_text or {} }) do
+  -- The built-in appends a " (2/3)" counter in ComplHintMore after select(); it is not text.
+  local function join(chunks)
     local text = {}
     for _, chunk in ipairs(chunks) do
-      text[#text + 1] = chunk[1]
+      if chunk[2] ~= "ComplHintMore" then
+        text[#text + 1] = chunk[1]
+      end
     end
-    lines[#lines + 1] = table.concat(text)
+    return table.concat(text)
   end
+  local lines = { join(details.virt_text or {}) }
   for _, chunks in ipairs(details.virt_lines or {}) do
-    local text = {}
-    for _, chunk in ipairs(chunks) do
-      text[#text + 1] = chunk[1]
-    end
-    lines[#lines + 1] = table.concat(text)
+    lines[#lines + 1] = join(chunks)
   end
   return { text = table.concat(lines, "\n"), row = mark[2], col = mark[3] }
 end
@@ -173,10 +172,12 @@ function M.accept(bufnr, part)
 end
 
 --- Hide the suggestion. The built-in has no dismiss call, so its per-buffer state is rebuilt by
---- turning it off and on; it asks again on the next edit or cursor move.
+--- turning it off and on. It sends a new request on the next edit or cursor move.
 function M.dismiss(bufnr)
   local shown = M.visible(bufnr)
   cancel_pending(bufnr)
+  -- NOTE: a result that the server sent before it read the cancel reaches the discarded state
+  -- of the 0.12-dev built-in, which then raises a Lua error. Cancelling first makes this rare.
   local module = inline_completion()
   if module.is_enabled({ bufnr = bufnr }) then
     module.enable(false, { bufnr = bufnr })
