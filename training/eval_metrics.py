@@ -31,7 +31,8 @@ METRIC_DEFINITIONS: dict[str, str] = {
     ),
     "keystrokes_saved": (
         "Typing replay: 1 - (characters typed by hand + one keystroke per accepted suggestion) / characters in "
-        "the replayed text. A suggestion is accepted whole when the user's next characters start with it, "
+        "the replayed text. The indentation at the start of each line is inserted by the simulated editor "
+        "(auto-indent) and counts neither as a character to type nor as saved. A suggestion is accepted whole when the user's next characters start with it, "
         "otherwise word by word: up to the suggestion's last word boundary inside the part that matches. It is "
         "accepted only when that saves at least one keystroke (2 or more characters)."
     ),

@@ -32,6 +32,8 @@ log = logging.getLogger(__name__)
 _CACHE_LOG_LINE = re.compile(r"shutdown requested; cache hit rate ([0-9.]+)%")
 _COLD_START_PROBE = "import os\n\n\ndef main():\n    path = os.path."
 _COLD_START_POLL_S = 0.05
+_PROBE_SPANS = 3
+_PROBE_CUTS = (0.25, 0.5, 0.75)
 
 
 @dataclass(frozen=True)
@@ -42,7 +44,7 @@ class ReplayLimits:
     """Files replayed; each one gets a new document."""
     max_chars_per_file: int = 600
     """Characters typed per file; a longer file is opened with the text before a window of this size."""
-    cold_start_timeout_s: float = 120.0
+    cold_start_timeout_s: float = 60.0
     """How long the cold-start probe waits for a first non-empty suggestion."""
 
     def __post_init__(self) -> None:
@@ -101,7 +103,7 @@ def run_typing_replay(
     client = StdioLanguageClient(server_command(checkpoint, log_file), workdir / "server.stderr", settings=settings)
     try:
         client.initialize(workdir)
-        cold_start = _probe_cold_start(client, workdir, limits.cold_start_timeout_s)
+        cold_start = _probe_cold_start(client, workdir, spans, limits.cold_start_timeout_s)
         model = TypingResult()
         per_file = []
         for index, span in enumerate(spans):
@@ -133,6 +135,7 @@ def run_typing_replay(
 def summarize(result: TypingResult) -> dict[str, Any]:
     return {
         "chars": result.chars,
+        "auto_indented": result.auto_indented,
         "typed": result.typed,
         "keystrokes": result.keystrokes,
         "keystrokes_saved": result.keystrokes_saved,
@@ -163,16 +166,23 @@ def read_cache_stats(log_file: Path) -> dict[str, Any]:
     return {"hit_rate": float(matches[-1]) / 100}
 
 
-def _probe_cold_start(client: StdioLanguageClient, workdir: Path, timeout_s: float) -> dict[str, Any]:
-    """Ask for a suggestion until one is non-empty; the server returns no item while its model loads."""
-    source = LspSource(client, (workdir / "cold_start_probe.py").as_uri(), "python")
-    source.open(_COLD_START_PROBE)
+def _probe_cold_start(client: StdioLanguageClient, workdir: Path, spans: list[ReplaySpan], timeout_s: float) -> dict[str, Any]:
+    """Ask for suggestions until one is non-empty; the server returns no item while its model loads.
+
+    A loaded model can still have nothing to suggest at one cursor, so the probe cycles through a few
+    documents: a Python snippet and cuts of the files about to be replayed.
+    """
+    sources = []
+    for index, (text, language_id) in enumerate(_probe_documents(spans)):
+        source = LspSource(client, (workdir / f"cold-start-probe-{index}").as_uri(), language_id)
+        source.open(text)
+        sources.append(source)
     first_reply_ms = None
     attempts = 0
     deadline = time.perf_counter() + timeout_s
     try:
         while time.perf_counter() < deadline:
-            suggestion = source.suggest()
+            suggestion = sources[attempts % len(sources)].suggest()
             attempts += 1
             now_ms = (time.perf_counter() - client.spawned_at) * 1000
             first_reply_ms = first_reply_ms if first_reply_ms is not None else now_ms
@@ -182,7 +192,18 @@ def _probe_cold_start(client: StdioLanguageClient, workdir: Path, timeout_s: flo
         log.warning("no non-empty suggestion within %.0f s of spawning the server", timeout_s)
         return {"first_suggestion_ms": None, "first_reply_ms": first_reply_ms, "requests": attempts}
     finally:
-        source.close()
+        for source in sources:
+            source.close()
+
+
+def _probe_documents(spans: list[ReplaySpan]) -> list[tuple[str, str]]:
+    """Return (text, language id) of each probe document."""
+    documents = [(_COLD_START_PROBE, "python")]
+    for span in spans[:_PROBE_SPANS]:
+        language_id = LSP_LANGUAGE_IDS.get(span.file.language, "plaintext")
+        for cut in _PROBE_CUTS:
+            documents.append((span.before + span.to_type[: int(len(span.to_type) * cut)], language_id))
+    return documents
 
 
 def _ratio(value: float | None, baseline: float | None) -> float | None:

@@ -1,8 +1,8 @@
 """Typing replay: a simulated user types held-out code and takes the suggestions that match.
 
-The user types the text one character at a time at the end of the document. After every change
-(a keystroke or an accepted suggestion) the source is asked for a suggestion, as an editor asks for
-ghost text. A suggestion is accepted whole when the next characters start with it, else up to its
+The user types the text one character at a time at the end of the document, and the editor inserts
+the indentation at each line start (auto-indent). After every keystroke or accepted suggestion the
+source is asked for a suggestion, as an editor asks for ghost text. A suggestion is accepted whole when the next characters start with it, else up to its
 last word boundary inside the matching part, and only when that saves a keystroke: accepting costs
 one key (Tab), so a 1-character acceptance gains nothing. Accepted characters are not typed.
 
@@ -94,7 +94,9 @@ class TypingResult:
     """Counts of one or more replays; `merge` adds them up."""
 
     chars: int = 0
-    """Characters in the replayed text."""
+    """Characters of the replayed text that a user types: all but the indentation at line starts."""
+    auto_indented: int = 0
+    """Indentation characters that the simulated editor inserted after a line break (auto-indent)."""
     typed: int = 0
     """Characters typed by hand."""
     shown: int = 0
@@ -118,7 +120,7 @@ class TypingResult:
         return 1 - self.keystrokes / self.chars if self.chars else None
 
     def merge(self, other: TypingResult) -> None:
-        for name in ("chars", "typed", "shown", "accepted", "accepted_chars", "requests"):
+        for name in ("chars", "auto_indented", "typed", "shown", "accepted", "accepted_chars", "requests"):
             setattr(self, name, getattr(self, name) + getattr(other, name))
         self.latencies_ms.extend(other.latencies_ms)
         for i in range(POSITION_BINS):
@@ -129,14 +131,26 @@ class TypingResult:
 def replay(source: SuggestionSource, before: str, to_type: str, file_chars: int | None = None) -> TypingResult:
     """Open a document holding `before`, then type `to_type` at its end through `source`.
 
+    The indentation at the start of each line is inserted by the simulated editor, as auto-indent
+    does after Enter, so it is neither typed nor counted as saved when a suggestion covers it.
     `file_chars` is the length of the whole file, for the by-position counts; it defaults to
     len(before) + len(to_type).
     """
     file_chars = file_chars or len(before) + len(to_type)
-    result = TypingResult(chars=len(to_type))
+    indentation = indentation_mask(before, to_type)
+    result = TypingResult()
     source.open(before)
     position = 0
     while position < len(to_type):
+        if indentation[position]:
+            end = position
+            while end < len(to_type) and indentation[end]:
+                end += 1
+            source.insert(to_type[position:end])
+            result.auto_indented += end - position
+            position = end
+            continue
+
         started = time.perf_counter()
         suggestion = source.suggest()
         result.latencies_ms.append((time.perf_counter() - started) * 1000)
@@ -148,18 +162,38 @@ def replay(source: SuggestionSource, before: str, to_type: str, file_chars: int 
         if accepted:
             source.insert(to_type[position : position + accepted])
             result.accepted += 1
-            result.accepted_chars += accepted
             for offset in range(position, position + accepted):
-                result.saved_by_position[_bin(len(before) + offset, file_chars)] += 1
+                if not indentation[offset]:
+                    result.accepted_chars += 1
+                    result.saved_by_position[_bin(len(before) + offset, file_chars)] += 1
             position += accepted
         else:
             source.insert(to_type[position])
             result.typed += 1
             position += 1
     source.close()
+
     for offset in range(len(to_type)):
-        result.chars_by_position[_bin(len(before) + offset, file_chars)] += 1
+        if not indentation[offset]:
+            result.chars += 1
+            result.chars_by_position[_bin(len(before) + offset, file_chars)] += 1
     return result
+
+
+def indentation_mask(before: str, to_type: str) -> list[bool]:
+    """Mark the characters of `to_type` that are spaces or tabs at the start of a line."""
+    mask = []
+    at_line_start = not before or before.endswith("\n")
+    for char in to_type:
+        if char == "\n":
+            mask.append(False)
+            at_line_start = True
+        elif at_line_start and char in " \t":
+            mask.append(True)
+        else:
+            mask.append(False)
+            at_line_start = False
+    return mask
 
 
 def _bin(offset: int, file_chars: int) -> int:

@@ -4,6 +4,7 @@ from tiny_copilot.training.eval_typing import (
     TypingResult,
     WordCompletionSource,
     accepted_length,
+    indentation_mask,
     replay,
 )
 
@@ -136,3 +137,30 @@ def test_typing_result_merge_adds_counts():
     assert total.chars == 5
     assert total.keystrokes == first.keystrokes + second.keystrokes
     assert len(total.latencies_ms) == first.requests + second.requests
+
+
+def test_indentation_mask_marks_line_start_whitespace():
+    assert indentation_mask("", "  a b\n\tc\n") == [True, True, False, False, False, False, True, False, False]
+    assert indentation_mask("x = 1", "  y") == [False, False, False]  # the cursor is mid-line
+    assert indentation_mask("x = 1\n", "  y") == [True, True, False]
+
+
+def test_replay_auto_indents_without_counting():
+    source = ScriptedSource({})
+    result = replay(source, "", "if x:\n    pass\n")
+
+    assert source.inserts == list("if x:\n") + ["    "] + list("pass\n")
+    assert result.auto_indented == 4
+    assert result.chars == 11
+    assert result.typed == 11
+    assert result.requests == 11  # no request between Enter and the inserted indentation
+
+
+def test_replay_does_not_count_indentation_as_saved():
+    source = ScriptedSource({"if x:": "\n    pass"})
+    result = replay(source, "", "if x:\n    pass\n")
+
+    assert result.accepted == 1
+    assert result.accepted_chars == 5  # "\n" and "pass"; the four spaces were never the user's to type
+    assert result.keystrokes == 5 + 1 + 1  # "if x:", Tab, final "\n"
+    assert result.chars == 11
