@@ -118,7 +118,9 @@ def apply_edit(text: str, edit_range: types.Range, new_text: str, encoding: str)
 def _client_offset(text: str, position: types.Position, encoding: str) -> int:
     pieces = re.split(r"(\r\n|\r|\n)", text)
     contents, endings = pieces[0::2], pieces[1::2] + [""]
-    line = min(position.line, len(contents) - 1)
+    if position.line >= len(contents):
+        return len(text)  # a line past the last one means the end of the document, as VS Code clamps it
+    line = position.line
     offset = sum(len(c) + len(e) for c, e in zip(contents[:line], endings[:line]))
     unit_bytes = {"utf-8": 1, "utf-16": 2, "utf-32": 4}[encoding]
     codec = {"utf-8": "utf-8", "utf-16": "utf-16-le", "utf-32": "utf-32-le"}[encoding]
