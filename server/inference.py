@@ -6,7 +6,7 @@ engine checks before every decoding step; it turns true when
 - the awaiting handler is cancelled ($/cancelRequest makes pygls cancel its asyncio task),
 - a newer job with the same key (the document URI) arrives: editors such as Neovim's built-in
   inline completion send no $/cancelRequest for the request they stop waiting for,
-- the job's `is_stale` callback says the document changed since the job's snapshot.
+- the job's `is_stale` callback returns True because the document changed since the job's snapshot.
 A cancelled job that has not started is answered at once, without touching the model.
 """
 

@@ -1,7 +1,8 @@
 """Loading the model in the background, with $/progress and a clear message when it fails.
 
-Importing torch takes about a second, so nothing here imports it at module level: `initialize` is
-answered first, and the import happens on the inference thread when `initialized` starts the load.
+Importing torch takes about a second, so nothing here imports it at module level. The server sends
+the `initialize` response first, and torch is imported on the inference thread when `initialized`
+starts the load.
 Until a model is ready, `ModelSlot.model` is None and requests get an empty result.
 """
 
@@ -85,8 +86,8 @@ def load_model(cli_checkpoint: Path | None, settings: ServerSettings, is_cancell
 
     engine = Engine(checkpoint.model, checkpoint.tokenizer)
     completer = Completer(engine, settings)
-    # The first forward pass allocates buffers and takes several times longer than later ones;
-    # paying for it here keeps it out of the first keystroke's latency.
+    # The first forward pass allocates buffers and takes several times longer than later ones, so
+    # running it here keeps that cost out of the first keystroke's latency.
     completer.complete("\n", 1, language_id=None, is_cancelled=is_cancelled)
     engine.reset()
     log.info(

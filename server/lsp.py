@@ -23,7 +23,7 @@ from pygls.lsp.server import LanguageServer
 
 from . import positions
 from .documents import DocumentStore
-from .inference import InferenceWorker
+from .inference import InferenceWorker, JobCancelled
 from .loading import ModelLoadError, ModelSlot, load_model
 from .protocol import TinyCopilotProtocol
 from .settings import SETTINGS_SECTION, ServerSettings
@@ -40,7 +40,7 @@ PARENT_POLL_S = 2.0
 
 @dataclass(frozen=True)
 class ServerOptions:
-    """What the command line fixes for the lifetime of the server."""
+    """Options set on the command line for the lifetime of the server."""
 
     checkpoint: Path | None = None
     """--checkpoint; it overrides the `checkpoint` setting."""
@@ -111,6 +111,9 @@ class TinyCopilotServer(LanguageServer):
             self.work_done_progress.begin(token, types.WorkDoneProgressBegin(title="tiny-copilot", message="loading the model"))
         try:
             model = await self.worker.run(partial(load_model, self.options.checkpoint, self.settings))
+        except JobCancelled:
+            log.info("model loading cancelled: the server is shutting down")
+            return
         except ModelLoadError as exc:
             log.error("cannot load the model: %s", exc)
             self.show(types.MessageType.Error, f"cannot load the model: {exc}")
@@ -133,7 +136,7 @@ class TinyCopilotServer(LanguageServer):
         try:
             await self.work_done_progress.create_async(token)
         except (JsonRpcException, asyncio.TimeoutError) as exc:
-            log.warning("client refused the progress token: %s", exc)
+            log.warning("window/workDoneProgress/create failed, so no progress is shown: %s", exc)
             return None
         return token
 

@@ -1,7 +1,7 @@
 """JSON-RPC fixes on top of pygls 2.1.1's LanguageServerProtocol.
 
-pygls 2.1.1 leaves some requests unanswered and answers others wrongly; each fix below names the
-behaviour it replaces:
+pygls 2.1.1 sends no response to some requests and the wrong one to others. Each fix below names
+the behaviour it replaces:
 - a request whose params fail validation raised inside the JSON decoder, so the client got a
   window/showMessage and never a response; it now gets -32602 (invalid params) with its id;
 - a body that is not JSON got no response; it now gets -32700 (parse error) with id null;
@@ -30,13 +30,10 @@ INVALID_REQUEST = -32600
 INVALID_PARAMS = -32602
 SERVER_NOT_INITIALIZED = -32002
 
-# Requests a client may send before `initialize` has been answered.
-_ALLOWED_BEFORE_INITIALIZE = frozenset({types.INITIALIZE, types.EXIT})
-
 
 @dataclass
 class RejectedMessage:
-    """A message that failed validation; it is answered with `code` when it was a request."""
+    """A message that failed validation; a request gets an error response with `code`."""
 
     id: int | str | None
     method: str | None
@@ -178,7 +175,7 @@ def _rejected(data: dict[str, Any], code: int, text: str) -> RejectedMessage:
 
 
 def _describe(exc: Exception) -> str:
-    """One line naming each invalid field, e.g. "required field missing @ $.params.context"."""
+    """Describe each invalid field on one line, e.g. "required field missing @ $.params.context"."""
     if isinstance(exc, cattrs.BaseValidationError):
         return "; ".join(cattrs.transform_error(exc, path="$"))[:500]
     return str(exc)[:500]
