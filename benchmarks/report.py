@@ -1,6 +1,6 @@
 """Regenerate the results table in benchmarks/README.md from the benchmark JSON outputs.
 
-Inputs, all optional (a missing input leaves its rows out and says so under the table):
+Inputs, all optional (a missing input leaves its table empty, with a note naming the file):
     benchmarks/results/train_throughput.json   written by benchmarks/train_throughput.py
     benchmarks/eval/*/eval.json                written by `tiny-copilot eval --out benchmarks/eval/NAME`
 
@@ -63,7 +63,7 @@ def replace_between_markers(text: str, table: str) -> str | None:
 
 
 def results_section(throughput_path: Path, eval_dir: Path, base: Path) -> list[str]:
-    """Return the markdown of both tables; a table without input says which file it needs."""
+    """Return the markdown of both tables; a table without input names the file it needs."""
     lines: list[str] = ["", "### Training throughput", ""]
     rows = read_throughput_rows(throughput_path)
     if rows:

@@ -30,6 +30,7 @@ log = logging.getLogger(__name__)
 # The server logs its share of prompt tokens served from the KV cache when it shuts down.
 # TODO: read this from a structured stats request once the server offers one; a log line can change.
 _CACHE_LOG_LINE = re.compile(r"shutdown requested; cache hit rate ([0-9.]+)%")
+_MODEL_LOADED_LOG_LINE = re.compile(r"tiny_copilot\.server\.loading: loaded .* in ([0-9.]+) ms")
 _COLD_START_PROBE = "import os\n\n\ndef main():\n    path = os.path."
 _COLD_START_POLL_S = 0.05
 _PROBE_SPANS = 3
@@ -103,33 +104,53 @@ def run_typing_replay(
     client = StdioLanguageClient(server_command(checkpoint, log_file), workdir / "server.stderr", settings=settings)
     try:
         client.initialize(workdir)
-        cold_start = _probe_cold_start(client, workdir, spans, limits.cold_start_timeout_s)
-        model = TypingResult()
-        per_file = []
+        cold_start = _probe_cold_start(client, workdir, spans, limits.cold_start_timeout_s, log_file)
+        model_runs = []
         for index, span in enumerate(spans):
             uri = (workdir / f"replay-{index}{Path(span.file.name).suffix}").as_uri()
             source = LspSource(client, uri, LSP_LANGUAGE_IDS.get(span.file.language, "plaintext"))
-            result = replay(source, span.before, span.to_type, len(span.file.text))
-            model.merge(result)
-            per_file.append({"file": span.file.name, "chars": result.chars, "keystrokes_saved": result.keystrokes_saved})
-            log.info("replayed %s: %d chars, %.1f%% keystrokes saved", span.file.name, result.chars, 100 * (result.keystrokes_saved or 0))
+            model_runs.append(replay(source, span.before, span.to_type, len(span.file.text)))
+            saved = model_runs[-1].keystrokes_saved
+            log.info("replayed %s: %d chars, %.1f%% keystrokes saved", span.file.name, model_runs[-1].chars, 100 * (saved or 0))
         memory_kib = client.rss_kib()
     finally:
         client.close()
 
-    baseline = TypingResult()
-    for span in spans:
-        baseline.merge(replay(WordCompletionSource(), span.before, span.to_type, len(span.file.text)))
+    baseline_runs = [replay(WordCompletionSource(), s.before, s.to_type, len(s.file.text)) for s in spans]
+    model, baseline = _merged(model_runs), _merged(baseline_runs)
+    by_language = {}
+    for language in sorted({span.file.language for span in spans}):
+        chosen = [i for i, span in enumerate(spans) if span.file.language == language]
+        model_saved = _merged([model_runs[i] for i in chosen]).keystrokes_saved
+        baseline_saved = _merged([baseline_runs[i] for i in chosen]).keystrokes_saved
+        by_language[language] = {
+            "files": len(chosen),
+            "keystrokes_saved": model_saved,
+            "baseline_keystrokes_saved": baseline_saved,
+            "ratio_to_baseline": _ratio(model_saved, baseline_saved),
+        }
+    per_file = [
+        {"file": span.file.name, "chars": run.chars, "keystrokes_saved": run.keystrokes_saved, "baseline_keystrokes_saved": base.keystrokes_saved}
+        for span, run, base in zip(spans, model_runs, baseline_runs)
+    ]
     return {
         "model": summarize(model),
         "baseline_word_completion": summarize(baseline),
         "ratio_to_baseline": _ratio(model.keystrokes_saved, baseline.keystrokes_saved),
+        "by_language": by_language,
         "cold_start": cold_start,
         "server_memory_kib": memory_kib,
         "cache": read_cache_stats(log_file),
         "per_file": per_file,
         "server_command": server_command(checkpoint, log_file),
     }
+
+
+def _merged(results: list[TypingResult]) -> TypingResult:
+    total = TypingResult()
+    for result in results:
+        total.merge(result)
+    return total
 
 
 def summarize(result: TypingResult) -> dict[str, Any]:
@@ -166,34 +187,52 @@ def read_cache_stats(log_file: Path) -> dict[str, Any]:
     return {"hit_rate": float(matches[-1]) / 100}
 
 
-def _probe_cold_start(client: StdioLanguageClient, workdir: Path, spans: list[ReplaySpan], timeout_s: float) -> dict[str, Any]:
+def _probe_cold_start(
+    client: StdioLanguageClient, workdir: Path, spans: list[ReplaySpan], timeout_s: float, log_file: Path
+) -> dict[str, Any]:
     """Ask for suggestions until one is non-empty; the server returns no item while its model loads.
 
     A loaded model can still have nothing to suggest at one cursor, so the probe cycles through a few
-    documents: a Python snippet and cuts of the files about to be replayed.
+    documents: a Python snippet and cuts of the files about to be replayed. The server's "loaded"
+    log line tells which replies came from a loaded model.
     """
     sources = []
     for index, (text, language_id) in enumerate(_probe_documents(spans)):
         source = LspSource(client, (workdir / f"cold-start-probe-{index}").as_uri(), language_id)
         source.open(text)
         sources.append(source)
-    first_reply_ms = None
+    figures: dict[str, Any] = {"first_reply_ms": None, "model_ready_reply_ms": None, "first_suggestion_ms": None}
     attempts = 0
     deadline = time.perf_counter() + timeout_s
     try:
         while time.perf_counter() < deadline:
+            model_loaded = _model_load_ms(log_file) is not None
             suggestion = sources[attempts % len(sources)].suggest()
             attempts += 1
             now_ms = (time.perf_counter() - client.spawned_at) * 1000
-            first_reply_ms = first_reply_ms if first_reply_ms is not None else now_ms
+            if figures["first_reply_ms"] is None:
+                figures["first_reply_ms"] = now_ms
+            if model_loaded and figures["model_ready_reply_ms"] is None:
+                figures["model_ready_reply_ms"] = now_ms
             if suggestion:
-                return {"first_suggestion_ms": now_ms, "first_reply_ms": first_reply_ms, "requests": attempts}
+                figures["first_suggestion_ms"] = now_ms
+                break
             time.sleep(_COLD_START_POLL_S)
-        log.warning("no non-empty suggestion within %.0f s of spawning the server", timeout_s)
-        return {"first_suggestion_ms": None, "first_reply_ms": first_reply_ms, "requests": attempts}
+        else:
+            log.warning("no non-empty suggestion within %.0f s of spawning the server", timeout_s)
     finally:
         for source in sources:
             source.close()
+    return {**figures, "model_load_ms": _model_load_ms(log_file), "requests": attempts}
+
+
+def _model_load_ms(log_file: Path) -> float | None:
+    """Return the load time the server logged once its model was ready, or None before that."""
+    try:
+        match = _MODEL_LOADED_LOG_LINE.search(log_file.read_text(encoding="utf-8", errors="replace"))
+    except OSError:
+        return None
+    return float(match.group(1)) if match else None
 
 
 def _probe_documents(spans: list[ReplaySpan]) -> list[tuple[str, str]]:

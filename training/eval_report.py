@@ -126,10 +126,18 @@ def _typing_lines(typing: dict[str, Any]) -> list[str]:
             f"| {name} | {row['chars']} | {_fmt(row['keystrokes_saved'])} | {row['shown']} | {row['accepted']} | "
             f"{_fmt(row['acceptance_rate'])} | {_fmt(row['latency_ms_p50'], '{:.1f}')} | {_fmt(row['latency_ms_p95'], '{:.1f}')} |"
         )
+    if len(typing.get("by_language", {})) > 1:
+        lines += ["", "| language | files | keystrokes saved | baseline | ratio |", "|---|---|---|---|---|"]
+        for language, row in typing["by_language"].items():
+            lines.append(
+                f"| {language} | {row['files']} | {_fmt(row['keystrokes_saved'])} | "
+                f"{_fmt(row['baseline_keystrokes_saved'])} | {_fmt(row['ratio_to_baseline'])} |"
+            )
     lines += [
         "",
-        f"Ratio to the baseline: {_fmt(typing['ratio_to_baseline'])}. Cold start (spawn to first suggestion): "
-        f"{_fmt(cold['first_suggestion_ms'], '{:.0f}')} ms. Server memory: RSS {_fmt(memory.get('VmRSS'), '{:,}')} KiB, "
+        f"Ratio to the baseline: {_fmt(typing['ratio_to_baseline'])}. Cold start: spawn to first non-empty suggestion "
+        f"{_fmt(cold['first_suggestion_ms'], '{:.0f}')} ms, to the first reply from a loaded model "
+        f"{_fmt(cold['model_ready_reply_ms'], '{:.0f}')} ms (model load {_fmt(cold['model_load_ms'], '{:.0f}')} ms). Server memory: RSS {_fmt(memory.get('VmRSS'), '{:,}')} KiB, "
         f"peak {_fmt(memory.get('VmHWM'), '{:,}')} KiB. KV-cache hit rate: {_fmt(cache['hit_rate'])} of prompt tokens "
         "(all requests of the server, cold-start probe included).",
     ]
