@@ -1,4 +1,4 @@
-"""Incremental tokenization of the prompt windows between keystrokes.
+r"""Incremental tokenization of the prompt windows between keystrokes.
 
 Each window of the prompt (prefix, suffix) is a slot. `EncodingCache.encode(slot, text)` returns the
 same ids and offsets as tokenizing `text` from scratch. It reuses the slot's previous result up to a

@@ -9,7 +9,7 @@ Window rules, chosen so that typing keeps almost every prompt token cached:
   window fits the token budget, so it depends only on the text before the cursor and moves by a whole
   grid step once the window outgrows the budget, never on every keystroke.
 - The suffix window depends only on the text after the cursor, which typing before it leaves
-  unchanged; it ends at a line end within its budget.
+  unchanged. It ends at a line end within its budget.
 - Each side is cut by characters first (at most `MAX_CHARS_PER_TOKEN` per budget token), so one
   request tokenizes a few kilobytes however large the file is.
 
@@ -104,7 +104,7 @@ def build_prompt(
     """Build the SPM prompt for a cursor at str index `offset` of `text` (LF line endings).
 
     `cache`, when given, carries tokenizations from the previous call so that only the changed
-    lines are tokenized again; the prompt is the same with or without it.
+    lines are tokenized again. The prompt is the same with or without it.
     """
     if not 0 <= offset <= len(text):
         raise ValueError(f"cursor offset {offset} is outside the document of {len(text)} characters")
@@ -207,9 +207,11 @@ def heal_prefix(
     - a prefix ending in a space or tab (`x = |`, indentation) backs off that one character, because
       training text tokenizes a space together with the word after it (" x") and the
       indentation run without its last space;
-    - a prefix ending in an ordinary token (letters, digits, punctuation; no whitespace-only token,
-      no newline, valid UTF-8 on its own) backs off that token, so `pri|` can become `print`;
-    - a prefix ending in a newline, or empty, is left alone: a line start is a natural boundary.
+    - any other prefix backs off its last token when that token is valid UTF-8 on its own. So `pri|`
+      can become `print` and `foo(|` can become `foo(x`. A trailing newline can join the next
+      line's indentation as it does in training, where GPT-2 splits "\n    def" as "\n   ", " def".
+    benchmarks/token_healing_boundaries.py measures how often each rule makes the prompt end where
+    tokenizing the whole file would also put a token boundary.
     """
     if not prefix_ids:
         return prefix_ids, ""
@@ -222,7 +224,7 @@ def heal_prefix(
         token_text = token_bytes.decode("utf-8")
     except UnicodeDecodeError:
         return prefix_ids, ""  # part of a multi-byte character: no token boundary to move
-    if not token_text.strip() or "\n" in token_text or not text.endswith(token_text, prefix_start, offset):
+    if not text.endswith(token_text, prefix_start, offset):
         return prefix_ids, ""
     return prefix_ids[:-1], token_text
 

@@ -5,6 +5,8 @@ The untrained checkpoint has random weights, so these tests check plumbing, not 
 
 from __future__ import annotations
 
+import re
+import textwrap
 from pathlib import Path
 
 import pytest
@@ -49,10 +51,10 @@ def test_budget_fits_model_context(completer: Completer):
 
 
 def test_typing_reuses_cache(completer: Completer, source: str):
-    """Type 150 characters of a real file; almost every prompt token must come from the cache."""
+    """Type 80 characters of a real file; almost every prompt token must come from the cache."""
     cursor = len(source) // 2
-    typed = source[cursor : cursor + 150]
-    before, after = source[:cursor], source[cursor + 150 :]
+    typed = source[cursor : cursor + 80]
+    before, after = source[:cursor], source[cursor + 80 :]
 
     prompt_tokens = reused_tokens = 0
     for count in range(len(typed) + 1):
@@ -148,3 +150,55 @@ def test_single_line_suggestion_has_no_newline(completer: Completer, source: str
 
 def _texts(suggestion: Suggestion | None) -> tuple[str, int] | None:
     return None if suggestion is None else (suggestion.text, suggestion.replace_suffix_chars)
+
+
+@pytest.fixture(scope="module")
+def trained_completer(trained_checkpoint: Path) -> Completer:
+    checkpoint = load_checkpoint(trained_checkpoint)
+    return Completer(Engine(checkpoint.model, checkpoint.tokenizer), ServerSettings(max_new_tokens=24))
+
+
+HELD_OUT = Path(textwrap.__file__).read_text(encoding="utf-8")  # not in the fixture's training packages
+
+
+def held_out_cursors() -> list[int]:
+    """Cursors of each kind the stop rules tell apart: line ends, blank lines in blocks, mid-word, before ")"."""
+    cursors = [match.end() for match in re.finditer(r":\n +", HELD_OUT)][:6]  # after a block opener
+    cursors += [match.start() for match in re.finditer(r"\n", HELD_OUT)][100:400:50]  # line ends
+    cursors += [match.start() + len("return ") + 2 for match in re.finditer(r"return \w{5}", HELD_OUT)][:4]  # mid-word
+    cursors += [match.start() + 1 for match in re.finditer(r"\(\w+\)", HELD_OUT)][:4]  # inside brackets
+    return cursors
+
+
+def test_trained_suggestions_obey_stop_rules(trained_completer: Completer):
+    for offset in held_out_cursors():
+        suggestion = trained_completer.complete(HELD_OUT, offset, "python")
+        if suggestion is None:
+            continue
+        line_start = HELD_OUT.rfind("\n", 0, offset) + 1
+        lines = (HELD_OUT[line_start:offset] + suggestion.text).split("\n")
+        assert suggestion.text.strip(), f"whitespace-only suggestion at {offset}"
+        if suggestion.mode == "single":
+            assert len(lines) == 1, f"single-line suggestion with a newline at {offset}"
+        else:
+            first_indent = len(lines[0]) - len(lines[0].lstrip())
+            assert len(lines) <= trained_completer.settings.max_lines
+            assert all(line.strip() for line in lines[1:]), f"blank line in suggestion at {offset}"
+            assert all(len(line) - len(line.lstrip()) >= first_indent for line in lines[1:]), f"dedent at {offset}"
+
+
+def test_trained_suggestions_are_deterministic(trained_completer: Completer):
+    cursors = held_out_cursors()
+    first = [_texts(trained_completer.complete(HELD_OUT, offset, "python")) for offset in cursors]
+    second = [_texts(trained_completer.complete(HELD_OUT, offset, "python")) for offset in cursors]
+    assert first == second
+    assert any(result is not None for result in first), "the trained model suggested nothing anywhere"
+
+
+def test_trained_healing_mid_word(trained_completer: Completer):
+    offset = re.search(r"return \w{5}", HELD_OUT).start() + len("return ") + 2  # two letters into the word
+    trained_completer.complete(HELD_OUT, offset, "python")
+    stats = trained_completer.last_stats
+    assert stats is not None
+    assert stats.healing_prefix, "a cursor inside a word backs off its last token"
+    assert HELD_OUT[:offset].endswith(stats.healing_prefix)
