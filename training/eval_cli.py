@@ -32,6 +32,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--out", type=Path, default=Path("eval-results"), help="output folder (default: ./eval-results)")
     parser.add_argument("--limit", type=int, default=40, metavar="N", help="held-out files used at most (default: 40)")
     parser.add_argument("--seed", type=int, default=0, help="seed of file, cursor and replay-window choices (default: 0)")
+    parser.add_argument(
+        "--bpb-chars", type=int, default=20_000, metavar="N", help="characters of each file scored for bits per byte (default: 20000)"
+    )
     parser.add_argument("--line-cases", type=int, default=5, metavar="N", help="line-completion cursor points per file (default: 5)")
     parser.add_argument(
         "--humaneval-limit", type=int, metavar="N", help="run only the first N of the 1,033 HumanEval infilling tasks"
@@ -81,6 +84,7 @@ def _run(args: argparse.Namespace) -> int:
             limit_files=args.limit,
             seed=args.seed,
             line_cases_per_file=args.line_cases,
+            bpb_max_chars_per_file=args.bpb_chars,
             humaneval_limit=args.humaneval_limit,
             humaneval_execute=not args.no_execute,
             skip_humaneval=args.skip_humaneval,

@@ -43,6 +43,8 @@ class StdioLanguageClient:
         self.timeout_s = timeout_s
         self.settings = settings
         self.spawned_at = time.perf_counter()
+        self.first_suggestion_at: float | None = None
+        """perf_counter() when an inlineCompletion reply first showed text; set by LspSource."""
         self._stderr = open(stderr_path, "wb")
         self.process = subprocess.Popen(
             self.command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self._stderr, bufsize=0
@@ -198,7 +200,10 @@ class LspSource:
             },
         )
         self.last_result = result
-        return shown_text(result, self.text[self.text.rfind("\n") + 1 :])
+        shown = shown_text(result, self.text[self.text.rfind("\n") + 1 :])
+        if shown and self.client.first_suggestion_at is None:
+            self.client.first_suggestion_at = time.perf_counter()
+        return shown
 
     def close(self) -> None:
         self.client.notify("textDocument/didClose", {"textDocument": {"uri": self.uri}})

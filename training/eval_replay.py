@@ -115,6 +115,8 @@ def run_typing_replay(
         memory_kib = client.rss_kib()
     finally:
         client.close()
+    if cold_start["first_suggestion_ms"] is None and client.first_suggestion_at is not None:
+        cold_start["first_suggestion_ms"] = (client.first_suggestion_at - client.spawned_at) * 1000
 
     baseline_runs = [replay(WordCompletionSource(), s.before, s.to_type, len(s.file.text)) for s in spans]
     model, baseline = _merged(model_runs), _merged(baseline_runs)
@@ -194,7 +196,8 @@ def _probe_cold_start(
 
     A loaded model can still have nothing to suggest at one cursor, so the probe cycles through a few
     documents: a Python snippet and cuts of the files about to be replayed. The server's "loaded"
-    log line tells which replies came from a loaded model.
+    log line tells which replies came from a loaded model. Once every probe document got such a reply,
+    the probe stops, and the replay itself may then record the first non-empty suggestion.
     """
     sources = []
     for index, (text, language_id) in enumerate(_probe_documents(spans)):
@@ -202,24 +205,26 @@ def _probe_cold_start(
         source.open(text)
         sources.append(source)
     figures: dict[str, Any] = {"first_reply_ms": None, "model_ready_reply_ms": None, "first_suggestion_ms": None}
-    attempts = 0
+    attempts = ready_replies = 0
     deadline = time.perf_counter() + timeout_s
     try:
-        while time.perf_counter() < deadline:
+        while time.perf_counter() < deadline and ready_replies < len(sources):
             model_loaded = _model_load_ms(log_file) is not None
             suggestion = sources[attempts % len(sources)].suggest()
             attempts += 1
             now_ms = (time.perf_counter() - client.spawned_at) * 1000
             if figures["first_reply_ms"] is None:
                 figures["first_reply_ms"] = now_ms
-            if model_loaded and figures["model_ready_reply_ms"] is None:
-                figures["model_ready_reply_ms"] = now_ms
+            if model_loaded:
+                ready_replies += 1
+                if figures["model_ready_reply_ms"] is None:
+                    figures["model_ready_reply_ms"] = now_ms
             if suggestion:
                 figures["first_suggestion_ms"] = now_ms
                 break
             time.sleep(_COLD_START_POLL_S)
-        else:
-            log.warning("no non-empty suggestion within %.0f s of spawning the server", timeout_s)
+        if figures["model_ready_reply_ms"] is None:
+            log.warning("the server's model was not ready within %.0f s of spawning it", timeout_s)
     finally:
         for source in sources:
             source.close()

@@ -48,12 +48,14 @@ def _manifest_of(checkpoint: Path) -> dict:
     return json.loads((checkpoint.parent / "data" / "corpus_manifest.json").read_text(encoding="utf-8"))
 
 
+@pytest.mark.slow
 def test_eval_writes_json_report_and_plots(run_checkpoint, tmp_path):
     out = tmp_path / "out"
     code = main(
         [
             "eval", "--checkpoint", str(run_checkpoint), "--out", str(out), "--limit", "2", "--line-cases", "2",
-            "--humaneval-limit", "3", "--typing-files", "1", "--typing-chars", "24", "--settings", "{\"maxNewTokens\": 6}",
+            "--humaneval-limit", "3", "--typing-files", "1", "--typing-chars", "24", "--bpb-chars", "3000",
+            "--settings", '{"maxNewTokens": 6, "threads": 1}',
         ]
     )  # fmt: skip
     assert code == 0
