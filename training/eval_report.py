@@ -177,13 +177,18 @@ def write_plots(results: dict[str, Any], out_dir: Path, metrics_jsonl: Path | No
 
     curves = read_loss_curves(metrics_jsonl) if metrics_jsonl else {}
     if curves:
-        figure, axes = plt.subplots(figsize=(6, 3.5))
-        for name, points in curves.items():
-            axes.plot([p[0] for p in points], [p[1] for p in points], label=name)
-        axes.set_xlabel("step")
-        axes.set_ylabel("loss (nats/token) or bits/byte")
-        axes.legend()
-        axes.set_title("Training run")
+        # Losses are nats per token and bits per byte another unit, so each gets its own panel.
+        per_byte = {name: points for name, points in curves.items() if "bpb" in name or "bits_per_byte" in name}
+        per_token = {name: points for name, points in curves.items() if name not in per_byte}
+        panels = [(title, series) for title, series in (("loss (nats/token)", per_token), ("bits per byte", per_byte)) if series]
+        figure, axes_list = plt.subplots(1, len(panels), figsize=(5 * len(panels), 3.5), squeeze=False)
+        for axes, (title, series) in zip(axes_list[0], panels):
+            for name, points in series.items():
+                axes.plot([p[0] for p in points], [p[1] for p in points], label=name)
+            axes.set_xlabel("step")
+            axes.set_ylabel(title)
+            axes.legend()
+        figure.suptitle("Training run of this checkpoint")
         plots["loss curves"] = _save(figure, out_dir / "loss_curves.png")
     plt.close("all")
     return plots
