@@ -46,19 +46,8 @@ class ServerSettings:
     """When to suggest several lines: "auto" on a blank line after a block opener, "always" at any line end, "never"."""
     max_lines: int = 8
     """Maximum number of lines in a multi-line suggestion."""
-    enabled_languages: tuple[str, ...] = (
-        "python",
-        "c",
-        "cpp",
-        "javascript",
-        "typescript",
-        "java",
-        "go",
-        "rust",
-        "lua",
-        "shellscript",
-    )
-    """LSP language ids that get suggestions; "*" enables every language."""
+    enabled_languages: tuple[str, ...] = ("python", "c", "cpp")
+    """LSP language ids that get suggestions (the shipped model knows these three); "*" enables every language."""
     prefix_budget_tokens: int = 768
     """Maximum number of prompt tokens taken from the text before the cursor."""
     suffix_budget_tokens: int = 256
