@@ -8,7 +8,14 @@ import logging
 import sys
 from pathlib import Path
 
+from .eval_replay import ReplayLimits
+from .eval_run import EvalConfig
+
 log = logging.getLogger(__name__)
+
+# Defaults come from the config dataclasses, so the help text cannot drift from them.
+_DEFAULTS = EvalConfig(checkpoint=Path("."), out_dir=Path("."))
+_REPLAY_DEFAULTS = ReplayLimits()
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
@@ -30,21 +37,45 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     )
     parser.add_argument("--manifest", type=Path, help="the training run's corpus_manifest.json, if not beside the checkpoint")
     parser.add_argument("--out", type=Path, default=Path("eval-results"), help="output folder (default: ./eval-results)")
-    parser.add_argument("--limit", type=int, default=40, metavar="N", help="held-out files used at most (default: 40)")
-    parser.add_argument("--seed", type=int, default=0, help="seed of file, cursor and replay-window choices (default: 0)")
     parser.add_argument(
-        "--bpb-chars", type=int, default=20_000, metavar="N", help="characters of each file scored for bits per byte (default: 20000)"
+        "--limit", type=int, default=_DEFAULTS.limit_files, metavar="N", help="held-out files used at most (default: %(default)s)"
     )
-    parser.add_argument("--line-cases", type=int, default=5, metavar="N", help="line-completion cursor points per file (default: 5)")
+    parser.add_argument(
+        "--seed", type=int, default=_DEFAULTS.seed, help="seed of file, cursor and replay-window choices (default: %(default)s)"
+    )
+    parser.add_argument(
+        "--bpb-chars",
+        type=int,
+        default=_DEFAULTS.bpb_max_chars_per_file,
+        metavar="N",
+        help="characters of each file scored for bits per byte (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--line-cases",
+        type=int,
+        default=_DEFAULTS.line_cases_per_file,
+        metavar="N",
+        help="line-completion cursor points per file (default: %(default)s)",
+    )
     parser.add_argument(
         "--humaneval-limit", type=int, metavar="N", help="run only the first N of the 1,033 HumanEval infilling tasks"
     )
     parser.add_argument("--no-execute", action="store_true", help="score HumanEval by exact match only; run no generated code")
     parser.add_argument("--skip-humaneval", action="store_true", help="leave out HumanEval infilling")
     parser.add_argument("--skip-typing", action="store_true", help="leave out the typing replay through the language server")
-    parser.add_argument("--typing-files", type=int, default=8, metavar="N", help="files typed in the replay (default: 8)")
     parser.add_argument(
-        "--typing-chars", type=int, default=600, metavar="N", help="characters typed per file in the replay (default: 600)"
+        "--typing-files",
+        type=int,
+        default=_REPLAY_DEFAULTS.max_files,
+        metavar="N",
+        help="files typed in the replay (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--typing-chars",
+        type=int,
+        default=_REPLAY_DEFAULTS.max_chars_per_file,
+        metavar="N",
+        help="characters typed per file in the replay (default: %(default)s)",
     )
     parser.add_argument(
         "--settings",
@@ -72,8 +103,7 @@ def _run(args: argparse.Namespace) -> int:
     from .eval_data import ManifestError, OverlapError
     from .eval_humaneval import HumanEvalUnavailable
     from .eval_lsp_client import LspError
-    from .eval_replay import ReplayLimits
-    from .eval_run import EvalConfig, run_evaluation
+    from .eval_run import run_evaluation
 
     try:
         config = EvalConfig(

@@ -143,12 +143,14 @@ def run_evaluation(config: EvalConfig) -> dict[str, Any]:
 
     results["bits_per_byte"] = bits_per_byte_by_language(checkpoint.model, checkpoint.tokenizer, files, config.bpb_max_chars_per_file)
     timing["bits_per_byte"] = time.perf_counter() - section
+    log.info("bits per byte of %d files in %.0f s", len(files), timing["bits_per_byte"])
 
     section = time.perf_counter()
     line = evaluate_line_completion(suggest, sample_line_cases(files, config.line_cases_per_file, rng))
     _write_records(config.out_dir / "line_completion.jsonl", line.pop("records"))
     results["line_completion"] = line
     timing["line_completion"] = time.perf_counter() - section
+    log.info("line completion: %d cases in %.0f s", line["overall"]["cases"], timing["line_completion"])
 
     if not config.skip_humaneval:
         section = time.perf_counter()
@@ -165,6 +167,7 @@ def run_evaluation(config: EvalConfig) -> dict[str, Any]:
         spans = plan_spans(files, config.replay, rng)
         results["typing"] = run_typing_replay(config.checkpoint, spans, config.out_dir / "replay", config.replay, config.settings)
         timing["typing"] = time.perf_counter() - section
+        log.info("typing replay of %d files in %.0f s", len(spans), timing["typing"])
 
     # 4. Outputs.
     timing["total"] = time.perf_counter() - started
