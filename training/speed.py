@@ -30,6 +30,13 @@ COMPILE_MIN_RUN_S = 600.0
 PROBE_STEPS = 2
 """Timed forward and backward passes per candidate, after one untimed warm-up pass."""
 
+PROBE_MAX_FRACTION = 0.05
+"""Share of the time budget that the thread and dtype measurements may use before defaults are kept."""
+
+PROBE_ROWS = 4
+"""Sequences per probe pass: enough rows for matmuls shaped like training, few enough that the whole
+probe costs about a dozen small passes rather than a dozen full steps."""
+
 BF16_MIN_SPEEDUP = 1.05
 """A faster candidate (bfloat16, compiled, fewer threads) must win by this factor to be chosen; smaller
 differences are within timing noise."""
@@ -120,9 +127,15 @@ def measure_peak(device: torch.device) -> tuple[float, str]:
     return peaks[best], best
 
 
+ProbeStep = Callable[[torch.nn.Module, "torch.dtype | None", bool], None]
+"""`probe(module, autocast_dtype, full_batch)`: one forward and backward pass that clears the gradients;
+`full_batch` False uses PROBE_ROWS sequences, True the training batch shape (compiled code is
+specialised to the shapes it first sees)."""
+
+
 def choose_execution(
     model: torch.nn.Module,
-    step_fn: Callable[[torch.nn.Module, torch.dtype | None], None],
+    probe: ProbeStep,
     config: TrainConfig,
     device: torch.device,
     expected_run_s: float | None,
@@ -130,51 +143,82 @@ def choose_execution(
 ) -> tuple[ExecutionPlan, torch.nn.Module]:
     """Decide threads, dtype and compile for this run and return the plan and the module to train with.
 
-    `step_fn(module, autocast_dtype)` must run one forward and backward pass and clear the gradients.
     `expected_run_s` is the time budget, or None when only a step limit is known. With `tune_threads`,
-    the current thread count is timed against half of it and the faster one is kept.
+    the current thread count is timed against half of it and the faster one is kept. Measurements stop
+    once they have used PROBE_MAX_FRACTION of the time budget; the remaining choices keep their defaults.
     """
+    # The peak is measured with every thread this process may use, before any are given up, so MFU
+    # compares against the cores the run was given.
+    peak_flops, peak_dtype = measure_peak(device)
     if device.type == "cuda":
-        peak_flops, peak_dtype = measure_peak(device)
         return _cuda_plan(model, config, device, peak_flops, peak_dtype)
+
+    started = time.perf_counter()
+    allowance_s = PROBE_MAX_FRACTION * expected_run_s if expected_run_s is not None else None
+
+    def within_allowance() -> bool:
+        return allowance_s is None or time.perf_counter() - started < allowance_s
+
+    def step_fn(module: torch.nn.Module, dtype: torch.dtype | None) -> None:
+        probe(module, dtype, False)
+
+    def full_step_fn(module: torch.nn.Module, dtype: torch.dtype | None) -> None:
+        probe(module, dtype, True)
 
     notes = []
     if tune_threads and torch.get_num_threads() >= 2:
         notes.append(_choose_threads(model, step_fn))
-    peak_flops, peak_dtype = measure_peak(device)
-    dtype: torch.dtype | None = None
-    if config.dtype == "bfloat16":
-        dtype = torch.bfloat16
-        notes.append("bfloat16 as requested")
-    elif config.dtype == "float32":
-        notes.append("float32 as requested")
-    elif not bf16_supported(device):
-        notes.append("float32: this CPU has no native bfloat16 (AVX-512 BF16 or AMX)")
-    else:
-        times = _time_candidates(model, step_fn, {"float32": None, "bfloat16": torch.bfloat16})
-        speedup = times["float32"] / times["bfloat16"]
-        dtype = torch.bfloat16 if speedup >= BF16_MIN_SPEEDUP else None
-        notes.append(
-            f"{'bfloat16 autocast' if dtype else 'float32'}: a step took {times['float32'] * 1000:.0f} ms in float32 "
-            f"and {times['bfloat16'] * 1000:.0f} ms in bfloat16 ({speedup:.2f}x)"
-        )
-
-    trained: torch.nn.Module = model
-    compiled = False
-    if config.compile == "on":
-        trained, compiled = torch.compile(model), True
-        notes.append("compiled as requested")
-    elif config.compile == "auto":
-        if expected_run_s is None or expected_run_s < COMPILE_MIN_RUN_S:
-            notes.append(f"not compiled: runs shorter than {COMPILE_MIN_RUN_S:.0f} s cannot repay the compile time")
-        else:
-            trained, compiled, note = _try_compile(model, step_fn, dtype)
-            notes.append(note)
-    else:
-        notes.append("not compiled (--compile off)")
+    dtype, note = _choose_dtype(model, step_fn, config, device, within_allowance())
+    notes.append(note)
+    trained, compiled, note = _choose_compile(model, full_step_fn, config, dtype, expected_run_s)
+    notes.append(note)
 
     plan = ExecutionPlan(device, dtype, compiled, False, "; ".join(notes), peak_flops, peak_dtype, torch.get_num_threads())
     return plan, trained
+
+
+def _choose_dtype(
+    model: torch.nn.Module,
+    step_fn: Callable[[torch.nn.Module, torch.dtype | None], None],
+    config: TrainConfig,
+    device: torch.device,
+    may_measure: bool,
+) -> tuple[torch.dtype | None, str]:
+    """Return the autocast dtype (None for float32) and a log note."""
+    if config.dtype == "bfloat16":
+        return torch.bfloat16, "bfloat16 as requested"
+    if config.dtype == "float32":
+        return None, "float32 as requested"
+    if not bf16_supported(device):
+        return None, "float32: this CPU has no native bfloat16 (AVX-512 BF16 or AMX)"
+    if not may_measure:
+        return None, "float32: the start-up measurements already used their share of the time budget"
+
+    times = _time_candidates(model, step_fn, {"float32": None, "bfloat16": torch.bfloat16})
+    speedup = times["float32"] / times["bfloat16"]
+    dtype = torch.bfloat16 if speedup >= BF16_MIN_SPEEDUP else None
+    note = (
+        f"{'bfloat16 autocast' if dtype else 'float32'}: a step took {times['float32'] * 1000:.0f} ms in float32 "
+        f"and {times['bfloat16'] * 1000:.0f} ms in bfloat16 ({speedup:.2f}x)"
+    )
+    return dtype, note
+
+
+def _choose_compile(
+    model: torch.nn.Module,
+    full_step_fn: Callable[[torch.nn.Module, torch.dtype | None], None],
+    config: TrainConfig,
+    dtype: torch.dtype | None,
+    expected_run_s: float | None,
+) -> tuple[torch.nn.Module, bool, str]:
+    """Return the module to train, whether it is compiled, and a log note."""
+    if config.compile == "off":
+        return model, False, "not compiled (--compile off)"
+    if config.compile == "on":
+        return torch.compile(model), True, "compiled as requested"
+    if expected_run_s is None or expected_run_s < COMPILE_MIN_RUN_S:
+        return model, False, f"not compiled: runs shorter than {COMPILE_MIN_RUN_S:.0f} s cannot repay the compile time"
+    return _try_compile(model, full_step_fn, dtype)
 
 
 def _choose_threads(

@@ -33,7 +33,7 @@ from .batches import BatchConfig, BatchSampler, ValidationBatches
 from .data import PreparedData, prepare_data
 from .loop import LoopContext, progress_of, run_loop
 from .runs import MetricsLog, load_optimizer_state, read_training_state, resolve_checkpoint_dir
-from .speed import ExecutionPlan, choose_execution, default_threads, resolve_device
+from .speed import PROBE_ROWS, ExecutionPlan, choose_execution, default_threads, resolve_device
 from .train_config import TrainConfig
 from .validate import ValidationResult
 
@@ -116,6 +116,9 @@ def _train(
     distributed.barrier(group)
     if data is None:
         data = prepare(_silent)
+    saved_corpus = (start_checkpoint.meta.get("corpus") or {}) if start_state is not None else {}
+    if saved_corpus.get("manifest_sha256") not in (None, data.corpus.manifest_sha256):
+        say("warning: the corpus changed since the run started, so the resumed run trains on different batches")
     if data.tokenizer.vocab_size > model_config.vocab_size:
         raise ValueError(
             f"the tokenizer has {data.tokenizer.vocab_size} tokens but the model only {model_config.vocab_size} "
@@ -200,9 +203,21 @@ def _starting_checkpoint(config: TrainConfig, run_dir: Path, resume: bool) -> Ch
                 f"nothing to resume in {run_dir}: it has no checkpoint folder; start a new run without --resume"
             )
         return load_checkpoint(checkpoint_dir)
-    if config.init_checkpoint is not None:
-        path = shipped_checkpoint_path() if config.init_checkpoint == "default" else Path(config.init_checkpoint)
+    if resolve_checkpoint_dir(run_dir).is_dir():
+        raise ValueError(
+            f"{run_dir} already contains a run with a checkpoint; pass --resume to continue it, "
+            "or choose another folder with --out"
+        )
+    if config.init_checkpoint == "default":
+        path = shipped_checkpoint_path()
+        if not (path / "config.json").is_file():
+            raise CheckpointError(
+                f"no default model is installed with this tiny-copilot (looked in {path}); "
+                "pass a checkpoint folder to --init instead (list them with `tiny-copilot models`)"
+            )
         return load_checkpoint(path)
+    if config.init_checkpoint is not None:
+        return load_checkpoint(Path(config.init_checkpoint).expanduser())
     return None
 
 
@@ -214,12 +229,13 @@ def _plan_execution(
     group: distributed.ProcessGroup,
     start_step: int,
 ) -> tuple[ExecutionPlan, torch.nn.Module]:
-    x_BT, y_BT = (t.to(device) for t in sampler.batch_for_step(start_step, group.rank, group.world_size))
+    full_x_BT, full_y_BT = (t.to(device) for t in sampler.batch_for_step(start_step, group.rank, group.world_size))
 
-    def probe_step(module: torch.nn.Module, dtype: torch.dtype | None) -> None:
+    def probe_step(module: torch.nn.Module, dtype: torch.dtype | None, full_batch: bool) -> None:
+        rows = full_x_BT.shape[0] if full_batch else PROBE_ROWS
         autocast = torch.autocast(device.type, dtype=dtype) if dtype is not None else contextlib.nullcontext()
         with autocast:
-            loss = module(x_BT, y_BT)
+            loss = module(full_x_BT[:rows], full_y_BT[:rows])
         loss.backward()
         model.zero_grad(set_to_none=True)
 

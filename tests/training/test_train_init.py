@@ -1,0 +1,50 @@
+"""`tiny-copilot train --init`: fine-tuning keeps the checkpoint's tokenizer and shape."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+from train_runner import STDLIB, run_train
+
+from tiny_copilot.model.checkpoint import load_checkpoint, shipped_checkpoint_path
+from tiny_copilot.training.cli import main
+
+FINE_TUNE_ARGS = (
+    "--data", str(STDLIB / "json"), "--batch-size", "4", "--eval-batches", "2", "--sample-tokens", "8",
+    "--dtype", "float32", "--compile", "off", "--threads", "1", "--max-steps", "5", "--eval-interval", "5",
+)  # fmt: skip
+
+
+def test_init_fine_tunes_keeping_tokenizer(trained_checkpoint: Path, tmp_path: Path) -> None:
+    run_dir = tmp_path / "tuned"
+    run_train(*FINE_TUNE_ARGS, "--init", str(trained_checkpoint), "--out", str(run_dir))
+
+    base = load_checkpoint(trained_checkpoint)
+    tuned = load_checkpoint(run_dir / "checkpoint")
+    assert tuned.tokenizer.sha256 == base.tokenizer.sha256
+    assert tuned.config == base.config
+    assert tuned.meta["step"] == 5
+    assert tuned.meta["preset"] == f"fine-tuned from {trained_checkpoint}"
+    # Started from the base weights, so after 5 small steps they are close to them but not equal.
+    base_embed, tuned_embed = base.model.embed.weight, tuned.model.embed.weight
+    assert not torch.equal(base_embed, tuned_embed)
+    assert (base_embed - tuned_embed).abs().max() < 0.1
+
+
+def test_init_rejects_shape_options(trained_checkpoint: Path, capsys) -> None:
+    assert main(["train", "--init", str(trained_checkpoint), "--d-model", "64", "--dry-run"]) == 2
+    assert "--init keeps the checkpoint's shape and tokenizer" in capsys.readouterr().err
+
+
+def test_init_default_without_shipped_model_says_so(tmp_path: Path, capsys) -> None:
+    if (shipped_checkpoint_path() / "config.json").is_file():
+        pytest.skip("the default model is installed, so --init default has no error to show")
+    assert main(["train", *FINE_TUNE_ARGS, "--init", "default", "--out", str(tmp_path / "run")]) == 1
+    assert "no default model is installed" in capsys.readouterr().err
+
+
+def test_fresh_run_refuses_folder_with_checkpoint(trained_checkpoint: Path, capsys) -> None:
+    assert main(["train", *FINE_TUNE_ARGS, "--out", str(trained_checkpoint.parent)]) == 1
+    assert "already contains a run with a checkpoint; pass --resume" in capsys.readouterr().err
