@@ -110,7 +110,8 @@ class TinyCopilotServer(LanguageServer):
         if token is not None:
             self.work_done_progress.begin(token, types.WorkDoneProgressBegin(title="tiny-copilot", message="loading the model"))
         try:
-            model = await self.worker.run(partial(load_model, self.options.checkpoint, self.settings))
+            settings = self.settings
+            model = await self.worker.run(partial(load_model, self.options.checkpoint, settings))
         except JobCancelled:
             log.info("model loading cancelled: the server is shutting down")
             return
@@ -124,6 +125,9 @@ class TinyCopilotServer(LanguageServer):
             model, self.slot.error = None, repr(exc)
         if generation == self.slot.generation:
             self.slot.model, self.slot.loading = model, False
+            if model is not None and self.settings != settings:
+                # Settings other than the checkpoint changed while the model was loading.
+                self.start_task(self._update_model_settings(self.settings))
         if token is not None:
             done = "model ready" if model is not None else "model not loaded"
             self.work_done_progress.end(token, types.WorkDoneProgressEnd(message=done))
