@@ -8,6 +8,7 @@ checkpoint, so a run resumed from the checkpoint at step s keeps every row up to
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 import math
 import sys
@@ -27,7 +28,7 @@ from . import distributed
 from .batches import BatchSampler, ValidationBatches
 from .plot import write_loss_plot
 from .runs import PLOT_FILE, TrainingState, save_run_checkpoint
-from .speed import ExecutionPlan, model_flops_per_token
+from .speed import ExecutionPlan, measure_peak, model_flops_per_token
 from .train_config import TrainConfig
 from .validate import ValidationResult, sample_completion, validate
 
@@ -230,6 +231,8 @@ def _evaluate(ctx: LoopContext, step: int, elapsed_s: float) -> tuple[Validation
     """Validate and print a sample on rank 0 while the others wait; return the result and its seconds."""
     started = time.perf_counter()
     result = None
+    if ctx.group.is_main:
+        _refresh_peak(ctx)
     if ctx.group.is_main and ctx.val_batches is not None:
         result = validate(ctx.model, ctx.val_batches, ctx.plan.device, ctx.plan.autocast())
         ctx.metrics.append(
@@ -248,6 +251,20 @@ def _evaluate(ctx: LoopContext, step: int, elapsed_s: float) -> tuple[Validation
         write_loss_plot(ctx.metrics.read(), ctx.run_dir / PLOT_FILE)
     distributed.barrier(ctx.group)
     return result, time.perf_counter() - started
+
+
+def _refresh_peak(ctx: LoopContext) -> None:
+    """Measure the peak matmul FLOP/s again and keep the highest value seen.
+
+    Other processes on a shared CPU make any single measurement too low, which inflated MFU above 100 %
+    in a 1-hour run whose start-up measurement fell into a busy moment. The maximum over the run is the
+    better estimate of what the cores can do.
+    """
+    if ctx.plan.device.type != "cpu":
+        return
+    peak_flops, peak_dtype = measure_peak(ctx.plan.device)
+    if peak_flops > ctx.plan.peak_flops:
+        ctx.plan = dataclasses.replace(ctx.plan, peak_flops=peak_flops, peak_dtype=peak_dtype)
 
 
 def _save(
