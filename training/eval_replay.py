@@ -41,9 +41,9 @@ _PROBE_CUTS = (0.25, 0.5, 0.75)
 class ReplayLimits:
     """How much text the replay types."""
 
-    max_files: int = 8
+    max_files: int = 6
     """Files replayed; each one gets a new document."""
-    max_chars_per_file: int = 600
+    max_chars_per_file: int = 400
     """Characters typed per file; a longer file is opened with the text before a window of this size."""
     cold_start_timeout_s: float = 60.0
     """How long the cold-start probe waits for a first non-empty suggestion."""
