@@ -157,7 +157,11 @@ class Completer:
         )
         requested = (settings.prefix_budget_tokens, settings.suffix_budget_tokens, settings.max_new_tokens)
         if (budget.prefix_tokens, budget.suffix_tokens, budget.max_new_tokens) != requested:
-            log.warning(
+            # The defaults suit a 1024-token model; shrinking them for a shorter one is expected.
+            defaults = ServerSettings()
+            is_default = requested == (defaults.prefix_budget_tokens, defaults.suffix_budget_tokens, defaults.max_new_tokens)
+            log.log(
+                logging.INFO if is_default else logging.WARNING,
                 "token budgets (prefix %d, suffix %d, new %d) exceed the model context of %d tokens; "
                 "using prefix %d, suffix %d, new %d",
                 *requested, max_seq_len, budget.prefix_tokens, budget.suffix_tokens, budget.max_new_tokens,

@@ -97,8 +97,28 @@ def ends_with_block_opener(line: str, language_id: str | None) -> bool:
     return code.endswith(("{", "(", "["))
 
 
+# Greedy decoding of a small model can fall into a loop ("end), end), end), ..."). A block of up to
+# MAX_REPEAT_PERIOD characters that repeats REPEAT_COUNT times in a row ends the suggestion after its
+# first copy. Blocks without a letter or digit are left alone, so "))))" or "# -------" stay possible.
+MIN_REPEAT_PERIOD = 3
+MAX_REPEAT_PERIOD = 48
+REPEAT_COUNT = 3
+
+
+def repetition_cut(text: str) -> int | None:
+    """Return the end of the first copy when `text` ends in a block repeated REPEAT_COUNT times, else None."""
+    for period in range(MIN_REPEAT_PERIOD, min(MAX_REPEAT_PERIOD, len(text) // REPEAT_COUNT) + 1):
+        block = text[-period:]
+        if any(ch.isalnum() for ch in block) and text.endswith(block * REPEAT_COUNT):
+            return len(text) - (REPEAT_COUNT - 1) * period
+    return None
+
+
 def cut_index(insertion: str, context: CursorContext, mode: Mode, max_lines: int) -> int | None:
     """Return where `insertion` (text generated after the cursor) must end, or None to let it grow."""
+    repeated = repetition_cut(insertion)
+    if repeated is not None:
+        return repeated
     first_newline = insertion.find("\n")
     if mode == "single":
         return first_newline if first_newline >= 0 else None

@@ -204,3 +204,19 @@ def test_context_at_document_edges():
     for offset in range(len(text) + 1):
         context = CursorContext.from_text(text, offset)
         assert context.line_before + context.line_after in ("a 😀 b", "c")
+
+
+def test_repetition_cut_keeps_first_copy_of_a_loop() -> None:
+    from tiny_copilot.server.postprocess import repetition_cut
+
+    assert repetition_cut("range_value, end), end), end)") == len("range_value, end)")
+    assert repetition_cut("weight=0, weight=0, weight=0, ") == len("weight=0, ")
+
+
+def test_repetition_cut_leaves_short_runs_and_normal_code() -> None:
+    from tiny_copilot.server.postprocess import repetition_cut
+
+    assert repetition_cut("f(g(h(x)))") is None
+    assert repetition_cut("# ------------") is None
+    assert repetition_cut("return a + b") is None
+    assert repetition_cut("ab ab") is None
