@@ -85,7 +85,7 @@ def test_nothing_found_names_install_command(locator_module: Path, tmp_path: Pat
 
     assert result["errorName"] == "ServerNotFoundError"
     assert "not on PATH" in result["message"]
-    assert "pip install tiny-copilot" in result["message"]
+    assert "pip install /path/to/tiny-copilot" in result["message"]
 
 
 def test_server_path_wins_over_path(locator_module: Path, tmp_path: Path) -> None:
@@ -133,7 +133,7 @@ def test_python_without_package_is_error(locator_module: Path, tmp_path: Path) -
 
     assert result["errorName"] == "ServerNotFoundError"
     assert "cannot import tiny_copilot.server.cli" in result["message"]
-    assert f'"{SYSTEM_PYTHON}" -m pip install tiny-copilot' in result["message"]
+    assert f'"{SYSTEM_PYTHON}" -m pip install /path/to/tiny-copilot' in result["message"]
 
 
 def test_missing_python_path_is_error(locator_module: Path, tmp_path: Path) -> None:

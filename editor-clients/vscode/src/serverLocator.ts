@@ -13,7 +13,7 @@ import * as path from 'node:path';
 
 export const SERVER_EXECUTABLE = 'tiny-copilot-lsp';
 export const SERVER_MODULE = 'tiny_copilot.server.cli';
-export const INSTALL_COMMAND = 'python3 -m pip install tiny-copilot';
+export const INSTALL_COMMAND = 'python3 -m pip install /path/to/tiny-copilot';
 
 /** How long the check that a configured Python has our package may take. */
 const PYTHON_CHECK_TIMEOUT_MS = 15_000;
@@ -133,7 +133,7 @@ function checkPythonHasServer(pythonPath: string): Promise<void> {
         new ServerNotFoundError(
           `The Python at tinyCopilot.pythonPath ("${pythonPath}") cannot import ${SERVER_MODULE}` +
             (detail !== '' ? ` (${detail})` : '') +
-            `. Install the package into it with \`"${pythonPath}" -m pip install tiny-copilot\`.`,
+            `. Install the package into it with \`"${pythonPath}" -m pip install /path/to/tiny-copilot\` (your clone of the repository).`,
         ),
       );
     });

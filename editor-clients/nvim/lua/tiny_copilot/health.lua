@@ -34,7 +34,7 @@ local function check_command(report, options)
   if path == "" then
     report.error(
       string.format("server command %q not found", program),
-      { "Install tiny-copilot (pip install tiny-copilot), or set cmd in setup() to the full path of tiny-copilot-lsp" }
+      { "Install tiny-copilot (from its clone: pip install /path/to/tiny-copilot), or set cmd in setup() to the full path of tiny-copilot-lsp" }
     )
     return
   end

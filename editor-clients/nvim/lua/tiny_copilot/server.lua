@@ -115,7 +115,7 @@ local function command_missing()
     state.reported_missing_cmd = true
     vim.notify(
       string.format(
-        "tiny-copilot: server command %q not found; install tiny-copilot (pip install tiny-copilot) or set cmd in setup()",
+        "tiny-copilot: server command %q not found; install tiny-copilot (from its clone: pip install /path/to/tiny-copilot) or set cmd in setup()",
         program
       ),
       vim.log.levels.ERROR
