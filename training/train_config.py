@@ -162,7 +162,11 @@ class TrainConfig:
         ),
     )
     threads: int | None = field(
-        default=None, metadata=_help("CPU threads per process (default: CPU cores divided by processes)")
+        default=None,
+        metadata=_help(
+            "CPU threads per process (default: the CPU cores divided among the processes, or half of that "
+            "when a start-up measurement finds it faster, as on a CPU busy with other work)"
+        ),
     )
 
     def __post_init__(self) -> None:

@@ -26,11 +26,13 @@ import torch
 from torch.nn.parallel import DistributedDataParallel
 
 from tiny_copilot.model.checkpoint import CheckpointError, Checkpoint, load_checkpoint, shipped_checkpoint_path
+from tiny_copilot.model.tokenizer import CodeTokenizer
 from tiny_copilot.model.transformer import GPT
 
 from . import distributed
 from .batches import BatchConfig, BatchSampler, ValidationBatches
-from .data import PreparedData, prepare_data
+from .data import TOKENIZER_FILE as DATA_TOKENIZER_FILE
+from .data import PreparedData, TokenFile, prepare_data
 from .loop import LoopContext, progress_of, run_loop
 from .runs import MetricsLog, load_optimizer_state, read_training_state, resolve_checkpoint_dir
 from .speed import PROBE_ROWS, ExecutionPlan, choose_execution, default_threads, resolve_device
@@ -71,6 +73,8 @@ def train(
         say = _silent
     if device.type == "cpu":
         torch.set_num_threads(config.threads or default_threads(group.local_world_size))
+    else:
+        torch.cuda.set_device(device)  # NCCL and the default CUDA stream follow the current device
     run_dir = Path(distributed.broadcast_from_main(group, str(run_dir)))
     try:
         return _train(config, run_dir, resume, command, say, device, group)
@@ -99,26 +103,26 @@ def _train(
         run_dir.mkdir(parents=True, exist_ok=True)
     say(f"run folder: {run_dir}")
 
-    # 3. Data: rank 0 builds the corpus, tokenizer and token files; the other ranks then reuse them.
+    # 3. Data: rank 0 builds the corpus, tokenizer and token files; the other ranks then open them.
     model_config = start_checkpoint.config if start_checkpoint else config.model_config()
-
-    def prepare(log_line: Callable[[str], None]) -> PreparedData:
-        return prepare_data(
+    data = None
+    if group.is_main:
+        data = prepare_data(
             config.data_paths,
             config.exclude_globs,
             vocab_size=model_config.vocab_size,
             work_dir=run_dir / "data",
             tokenizer=start_checkpoint.tokenizer if start_checkpoint else None,
-            log=log_line,
+            log=say,
         )
-
-    data = prepare(say) if group.is_main else None
+        saved_corpus = (start_checkpoint.meta.get("corpus") or {}) if start_checkpoint and start_state else {}
+        if saved_corpus.get("manifest_sha256") not in (None, data.corpus.manifest_sha256):
+            say("warning: the corpus changed since the run started, so the resumed run trains on different batches")
     distributed.barrier(group)
-    if data is None:
-        data = prepare(_silent)
-    saved_corpus = (start_checkpoint.meta.get("corpus") or {}) if start_state is not None else {}
-    if saved_corpus.get("manifest_sha256") not in (None, data.corpus.manifest_sha256):
-        say("warning: the corpus changed since the run started, so the resumed run trains on different batches")
+    data = data or _open_prepared(run_dir / "data", start_checkpoint)
+    tokenizer_sha256 = distributed.broadcast_from_main(group, data.tokenizer.sha256)
+    if data.tokenizer.sha256 != tokenizer_sha256:
+        raise ValueError(f"rank {group.rank} opened another tokenizer than rank 0 in {run_dir / 'data'}; rerun the command")
     if data.tokenizer.vocab_size > model_config.vocab_size:
         raise ValueError(
             f"the tokenizer has {data.tokenizer.vocab_size} tokens but the model only {model_config.vocab_size} "
@@ -177,7 +181,7 @@ def _train(
         group=group,
         metrics=metrics,
         say=say,
-        meta_base=_meta_base(config, data, command, model),
+        meta_base=_meta_base(config, data, command, model) if isinstance(data, PreparedData) else {},
     )
     with _StopOnSignal() as stop:
         result = run_loop(context, start_step, elapsed_s, tokens_seen, clock_start, stop)
@@ -250,6 +254,23 @@ def _plan_execution(
         if chosen != plan.dtype_name:
             plan = dataclasses.replace(plan, autocast_dtype=None if chosen == "float32" else torch.bfloat16)
     return plan, trained
+
+
+@dataclass(frozen=True)
+class _OpenedData:
+    """What ranks other than 0 need of the prepared data; they read it and write nothing."""
+
+    tokenizer: CodeTokenizer
+    train: TokenFile
+    val: TokenFile
+
+
+def _open_prepared(work_dir: Path, start_checkpoint: Checkpoint | None) -> _OpenedData:
+    if start_checkpoint is not None:
+        tokenizer = start_checkpoint.tokenizer
+    else:
+        tokenizer = CodeTokenizer.from_file(work_dir / DATA_TOKENIZER_FILE)
+    return _OpenedData(tokenizer, TokenFile.open(work_dir, "train"), TokenFile.open(work_dir, "val"))
 
 
 def _meta_base(config: TrainConfig, data: PreparedData, command: str, model: GPT) -> dict[str, Any]:
