@@ -210,10 +210,9 @@ async def test_cancel_storm_runs_one_generation_at_a_time(slow_client: LanguageC
             )
         )
         msg_id = f"storm-{keystroke}"
-        futures.append(
-            asyncio.wrap_future(client.protocol.send_request(types.TEXT_DOCUMENT_INLINE_COMPLETION, inline_params(uri, 1, column + 1), msg_id=msg_id))
-        )
         sent_at.append(time.monotonic())
+        future = asyncio.wrap_future(client.protocol.send_request(types.TEXT_DOCUMENT_INLINE_COMPLETION, inline_params(uri, 1, column + 1), msg_id=msg_id))
+        futures.append(future)
         if previous_id is not None:
             client.protocol.notify(types.CANCEL_REQUEST, types.CancelParams(id=previous_id))
         previous_id = msg_id
@@ -222,9 +221,15 @@ async def test_cancel_storm_runs_one_generation_at_a_time(slow_client: LanguageC
     outcomes = await asyncio.gather(*futures, return_exceptions=True)
     answered_at = time.monotonic()
     for index, outcome in enumerate(outcomes[:-1]):
+        if isinstance(outcome, BaseException):
+            assert isinstance(outcome, JsonRpcRequestCancelled), (index, outcome)
+            continue
         # The didChange before each cancel already stops the outdated generation, so the server may
-        # answer empty before the cancel arrives; either tells the client there is nothing to show.
-        assert isinstance(outcome, JsonRpcRequestCancelled) or list(outcome.items) == [], (index, outcome)
+        # answer empty before the cancel arrives. A short suggestion may also finish before the server
+        # reads the next didChange; it must then fit the version it was requested for.
+        assert all(item.range.start.character == 13 + index for item in outcome.items), (index, outcome)
+    cancelled_or_empty = sum(isinstance(o, BaseException) or not o.items for o in outcomes[:-1])
+    assert cancelled_or_empty >= len(outcomes) // 2, outcomes
     assert outcomes[-1].items, "the last request gets the suggestion"
     # Twenty full generations would take 20 * full_generation_s; cancellation stops them within a step.
     assert answered_at - sent_at[0] < 20 * full_generation_s / 2
