@@ -78,7 +78,7 @@ def trained_checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
         "--compile", "off", "--seed", "1", "--threads", "1",
         "--out", str(run_dir),
     ]  # fmt: skip
-    result = subprocess.run(command, capture_output=True, text=True, timeout=300)
+    result = subprocess.run(command, capture_output=True, text=True, timeout=1200)
     if result.returncode != 0:
         pytest.fail(f"`tiny-copilot train` failed with exit code {result.returncode}:\n{result.stdout}\n{result.stderr}")
     return run_dir / "checkpoint"
