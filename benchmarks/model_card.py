@@ -1,0 +1,172 @@
+"""Write model/shipped/MODEL_CARD.md from the shipped checkpoint and its evaluation.
+
+Usage: .venv/bin/python benchmarks/model_card.py [--check]
+
+Facts come from files, so the card cannot drift from them: the command, step, time and library
+versions from model/shipped/config.json; file counts per source and sizes per language from model/shipped/corpus_manifest.json;
+quality figures from benchmarks/eval/shipped/eval.json (written by `tiny-copilot eval --out
+benchmarks/eval/shipped`). Only the source and licence of each corpus folder is written here, in
+SOURCES. With --check it exits 1 when the card is out of date.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections import defaultdict
+from pathlib import Path
+from typing import Any
+
+REPO = Path(__file__).resolve().parent.parent
+SHIPPED = REPO / "model" / "shipped"
+EVAL_JSON = REPO / "benchmarks" / "eval" / "shipped" / "eval.json"
+CARD = SHIPPED / "MODEL_CARD.md"
+
+# Corpus folder (the first two parts of each manifest path) -> where it came from and its licence.
+# Each licence was read from the package's /usr/share/doc/<package>/copyright or its LICENSE file.
+SOURCES: dict[str, tuple[str, str]] = {
+    "python/cpython-3.11.7-Lib": (
+        "CPython 3.11.7 standard library, `Lib/**/*.py` without test, tests, idlelib, tkinter, turtledemo, "
+        "lib2to3, ensurepip, site-packages",
+        "PSF-2.0",
+    ),
+    "python/networkx": ("NetworkX 3.6.1, `networkx/**/*.py` without tests (PyPI)", "BSD-3-Clause"),
+    "cpp/boost": (
+        "Boost 1.74 headers: graph, algorithm, container, unordered, heap, dynamic_bitset, circular_buffer, "
+        "multi_array, bimap (Debian libboost1.74-dev)",
+        "BSL-1.0",
+    ),
+    "cpp/catch2": ("Catch2 2.13.10 (Debian catch2)", "BSL-1.0"),
+    "cpp/cli11": ("CLI11 2.1.2 (Debian libcli11-dev)", "BSD-3-Clause"),
+    "cpp/cpython-3.11-include": ("CPython 3.11 C API headers (Debian libpython3.11-dev)", "PSF-2.0"),
+    "cpp/fmt": ("{fmt} 9.1.0 (Debian libfmt-dev)", "MIT"),
+    "cpp/glm": ("GLM 0.9.9.8 (Debian libglm-dev)", "MIT"),
+    "cpp/nlohmann-json": ("nlohmann/json 3.11.2 (Debian nlohmann-json3-dev)", "MIT"),
+    "cpp/range-v3": ("range-v3 0.12.0 (Debian librange-v3-dev)", "BSL-1.0; a few files NCSA or X11"),
+    "cpp/spdlog": ("spdlog 1.10.0 (Debian libspdlog-dev)", "MIT"),
+    "cpp/stb": ("stb single-file libraries, 2022-09-08 (Debian libstb-dev)", "MIT or public domain"),
+    "cpp/utfcpp": ("UTF8-CPP 3.2.3 (Debian libutfcpp-dev)", "BSL-1.0"),
+}
+
+
+def source_rows(manifest: dict[str, Any]) -> list[str]:
+    totals: dict[str, dict[str, int]] = defaultdict(lambda: {"train": 0, "val": 0})
+    for entry in manifest["files"]:
+        folder = "/".join(Path(entry["path"]).parts[:2])
+        totals[folder][entry["split"]] += 1
+    unknown = sorted(set(totals) - set(SOURCES))
+    if unknown:
+        raise SystemExit(f"model_card.py: corpus folders {unknown} have no source and licence in SOURCES; add them")
+    rows = ["| folder | source | licence | train files | validation files |", "|---|---|---|---:|---:|"]
+    for folder in sorted(totals):
+        source, licence = SOURCES[folder]
+        rows.append(f"| `{folder}` | {source} | {licence} | {totals[folder]['train']:,} | {totals[folder]['val']:,} |")
+    rows += ["", "| language | train MB | validation MB |", "|---|---:|---:|"]
+    for language, splits in sorted(manifest["languages"].items()):
+        rows.append(f"| {language} | {splits['train']['bytes'] / 1e6:.2f} | {splits['val']['bytes'] / 1e6:.2f} |")
+    return rows
+
+
+def metric_rows(result: dict[str, Any] | None) -> list[str]:
+    if result is None:
+        return ["_No evaluation yet: run `tiny-copilot eval --out benchmarks/eval/shipped`._"]
+    rows = ["| metric | language | value |", "|---|---|---:|"]
+    for language, figures in sorted(result["bits_per_byte"].items()):
+        rows.append(f"| bits per byte (held out) | {language} | {figures['bits_per_byte']:.3f} |")
+    for language, figures in sorted(result["line_completion"]["by_language"].items()):
+        rows.append(f"| line completion exact match | {language} | {figures['exact_match']:.1%} |")
+        rows.append(f"| line completion edit similarity | {language} | {figures['edit_similarity']:.1f} |")
+    humaneval = result.get("humaneval", {}).get("summary")
+    if humaneval:
+        rows.append(f"| HumanEval single-line infilling exact match ({humaneval['tasks']} tasks) | python | {humaneval['exact_match']:.3f} |")
+        rows.append(f"| HumanEval single-line infilling pass rate | python | {humaneval['pass_rate']:.3f} |")
+    typing = result.get("typing", {})
+    if "model" in typing:
+        rows.append(f"| typing replay: keystrokes saved | all | {typing['model']['keystrokes_saved']:.1%} |")
+    if "baseline" in typing:
+        rows.append(f"| typing replay: word-completion baseline | all | {typing['baseline']['keystrokes_saved']:.1%} |")
+    return rows
+
+
+def render() -> str:
+    config = json.loads((SHIPPED / "config.json").read_text(encoding="utf-8"))
+    manifest = json.loads((SHIPPED / "corpus_manifest.json").read_text(encoding="utf-8"))
+    result = json.loads(EVAL_JSON.read_text(encoding="utf-8")) if EVAL_JSON.exists() else None
+    model = config["model"]
+    lines = [
+        "# Model card: the shipped tiny-copilot model",
+        "",
+        "<!-- Generated by benchmarks/model_card.py from config.json, corpus_manifest.json and "
+        "benchmarks/eval/shipped/eval.json; do not edit by hand. -->",
+        "",
+        "A decoder-only Transformer for inline code completion in Python, C and C++, trained from scratch "
+        "with fill-in-the-middle by `tiny-copilot train`. It is what `tiny-copilot-lsp` serves when no "
+        "checkpoint is chosen.",
+        "",
+        "## Model",
+        "",
+        f"- {config['parameters']:,} parameters: {model['n_layers']} layers, width {model['d_model']}, "
+        f"{model['n_heads']} heads, vocabulary {model['vocab_size']:,}, context {model['max_seq_len']} tokens.",
+        f"- Weights stored as {config['weights_dtype']} in `model.safetensors`; tokenizer sha256 "
+        f"`{config['tokenizer_sha256'][:16]}`.",
+        "",
+        "## Training",
+        "",
+        "```",
+        config["command"],
+        "```",
+        "",
+        f"- {config['step']:,} optimizer steps, {config['tokens_seen'] / 1e6:.1f}M tokens seen "
+        f"({config['tokens_seen'] / config['corpus']['train_tokens']:.1f} passes over the training split), "
+        f"{config['elapsed_s'] / 60:.0f} minutes of wall time.",
+        f"- Hardware: a 2-core x86-64 CPU with AMX (shared with other work), {config['execution']['dtype']} "
+        f"autocast, torch.compile {'on' if config['execution']['compiled'] else 'off'}.",
+        f"- Libraries: " + ", ".join(f"{name} {version}" for name, version in sorted(config["versions"].items())) + ".",
+        f"- Validation during training: {config['val']['bpb']:.3f} bits per byte.",
+        "",
+        "## Corpus",
+        "",
+        f"{config['corpus']['n_files']:,} files after filtering, {config['corpus']['train_tokens']:,} training and "
+        f"{config['corpus']['val_tokens']:,} validation tokens; skipped: "
+        + ", ".join(f"{count} {reason}" for reason, count in sorted(config["corpus"]["skipped"].items()))
+        + ". Every file's sha256 and split are in `corpus_manifest.json`.",
+        "",
+        *source_rows(manifest),
+        "",
+        "## Evaluation",
+        "",
+        "Held-out files are the validation split above; `tiny-copilot eval` refuses any file whose content "
+        "hash is in the training split. Greedy decoding, so re-running the evaluation reproduces these "
+        "figures. Definitions and the full report: `benchmarks/eval/shipped/report.md`.",
+        "",
+        *metric_rows(result),
+        "",
+        "## Limits",
+        "",
+        "- Trained for about an hour on a CPU: it completes common idioms and names from the open file, "
+        "and it often proposes plausible but wrong code. Review every suggestion.",
+        "- Python, C and C++ only; other languages are disabled by default.",
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--check", action="store_true", help="exit 1 when MODEL_CARD.md is out of date")
+    args = parser.parse_args(argv)
+    text = render()
+    if args.check:
+        current = CARD.read_text(encoding="utf-8") if CARD.exists() else ""
+        if current != text:
+            print(f"{CARD} is out of date; run benchmarks/model_card.py", file=sys.stderr)
+            return 1
+        return 0
+    CARD.write_text(text, encoding="utf-8")
+    print(f"wrote {CARD}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
