@@ -52,8 +52,8 @@ class ServerSettings:
     """Maximum number of prompt tokens taken from the text before the cursor."""
     suffix_budget_tokens: int = 256
     """Maximum number of prompt tokens taken from the text after the cursor."""
-    threads: int = 2
-    """CPU threads for inference; values above the machine's core count are lowered to it."""
+    threads: int = 1
+    """CPU threads for inference; values above the machine's core count are lowered to it. One is fastest for models this small."""
     token_healing: bool = True
     """Let the model re-choose the last prompt token, so a cursor inside a word completes that word."""
 
