@@ -99,18 +99,23 @@ def ends_with_block_opener(line: str, language_id: str | None) -> bool:
 
 # Greedy decoding of a small model can fall into a loop ("end), end), end), ..."). A block of up to
 # MAX_REPEAT_PERIOD characters that repeats REPEAT_COUNT times in a row ends the suggestion after its
-# first copy. Blocks without a letter or digit are left alone, so "))))" or "# -------" stay possible.
+# first copy. Blocks of punctuation only ("'/', ") must repeat SYMBOL_REPEAT_COUNT times, and runs of one
+# character ("))))", "# -------") never end a suggestion.
 MIN_REPEAT_PERIOD = 3
 MAX_REPEAT_PERIOD = 48
 REPEAT_COUNT = 3
+SYMBOL_REPEAT_COUNT = 5
 
 
 def repetition_cut(text: str) -> int | None:
-    """Return the end of the first copy when `text` ends in a block repeated REPEAT_COUNT times, else None."""
+    """Return the end of the first copy when `text` ends in a block repeated too often in a row, else None."""
     for period in range(MIN_REPEAT_PERIOD, min(MAX_REPEAT_PERIOD, len(text) // REPEAT_COUNT) + 1):
         block = text[-period:]
-        if any(ch.isalnum() for ch in block) and text.endswith(block * REPEAT_COUNT):
-            return len(text) - (REPEAT_COUNT - 1) * period
+        if len(set(block)) == 1:
+            continue
+        count = REPEAT_COUNT if any(ch.isalnum() for ch in block) else SYMBOL_REPEAT_COUNT
+        if len(text) >= count * period and text.endswith(block * count):
+            return len(text) - (count - 1) * period
     return None
 
 

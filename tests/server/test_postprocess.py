@@ -211,6 +211,7 @@ def test_repetition_cut_keeps_first_copy_of_a_loop() -> None:
 
     assert repetition_cut("range_value, end), end), end)") == len("range_value, end)")
     assert repetition_cut("weight=0, weight=0, weight=0, ") == len("weight=0, ")
+    assert repetition_cut("split('/', '/', '/', '/', '/', ") == len("split('/', ")
 
 
 def test_repetition_cut_leaves_short_runs_and_normal_code() -> None:
@@ -220,3 +221,4 @@ def test_repetition_cut_leaves_short_runs_and_normal_code() -> None:
     assert repetition_cut("# ------------") is None
     assert repetition_cut("return a + b") is None
     assert repetition_cut("ab ab") is None
+    assert repetition_cut("x = [(), (), ()]") is None
