@@ -99,6 +99,7 @@ def run_typing_replay(
 
     `settings` (editor JSON) reach the server as initializationOptions and as its workspace configuration.
     """
+    workdir = workdir.resolve()
     workdir.mkdir(parents=True, exist_ok=True)
     log_file = workdir / "server.log"
     client = StdioLanguageClient(server_command(checkpoint, log_file), workdir / "server.stderr", settings=settings)
