@@ -42,9 +42,9 @@ def _run(args: argparse.Namespace) -> int:
         rows = [{**summary.__dict__, "path": str(summary.path)} for summary in summaries]
         print(json.dumps({"runs_dir": str(runs_dir), "models": rows, "problems": problems}, indent=2))
         return 0
-    if not summaries:
+    if not any(summary.path.parent.parent == runs_dir for summary in summaries):
         print(f"no trained models under {runs_dir}; train one with `tiny-copilot train --time-budget 10m`")
-    else:
+    if summaries:
         header = ("NAME", "PRESET", "PARAMS", "STEP", "VAL BPB", "SAVED", "CHECKPOINT")
         table = [header] + [
             (

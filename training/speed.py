@@ -30,6 +30,10 @@ COMPILE_MIN_RUN_S = 600.0
 PROBE_STEPS = 2
 """Timed forward and backward passes per candidate, after one untimed warm-up pass."""
 
+FEWER_THREADS_MIN_SPEEDUP = 1.5
+"""Half the threads must be this much faster to be chosen: giving up cores on a single noisy sample
+would cost the whole run, while real oversubscription slowed steps 10-20x in measurements here."""
+
 PROBE_MAX_FRACTION = 0.05
 """Share of the time budget that the thread and dtype measurements may use before defaults are kept."""
 
@@ -132,7 +136,7 @@ def measure_peak(device: torch.device) -> tuple[float, str]:
 ProbeStep = Callable[[torch.nn.Module, "torch.dtype | None", bool], None]
 """`probe(module, autocast_dtype, full_batch)`: one forward and backward pass that clears the gradients;
 `full_batch` False uses PROBE_ROWS sequences, True the training batch shape (compiled code is
-specialised to the shapes it first sees)."""
+specialised to the first shapes it runs on)."""
 
 
 def choose_execution(
@@ -196,7 +200,7 @@ def _choose_dtype(
     if not may_measure:
         return None, "float32: the start-up measurements already used their share of the time budget"
 
-    times = _time_candidates(model, step_fn, {"float32": None, "bfloat16": torch.bfloat16})
+    times = _time_candidates(step_fn, {"float32": (model, None), "bfloat16": (model, torch.bfloat16)})
     speedup = times["float32"] / times["bfloat16"]
     dtype = torch.bfloat16 if speedup >= BF16_MIN_SPEEDUP else None
     note = (
@@ -243,7 +247,7 @@ def _choose_threads(
             start = time.perf_counter()
             step_fn(model, None)
             best[threads] = min(best[threads], time.perf_counter() - start)
-    chosen = many if best[many] * BF16_MIN_SPEEDUP <= best[few] else few
+    chosen = few if best[many] >= FEWER_THREADS_MIN_SPEEDUP * best[few] else many
     torch.set_num_threads(chosen)
     return f"{chosen} threads: a step took {best[many] * 1000:.0f} ms with {many} and {best[few] * 1000:.0f} ms with {few}"
 
@@ -266,18 +270,17 @@ def _cuda_plan(
 
 
 def _time_candidates(
-    model: torch.nn.Module,
     step_fn: Callable[[torch.nn.Module, torch.dtype | None], None],
-    candidates: dict[str, torch.dtype | None],
+    candidates: dict[str, tuple[torch.nn.Module, torch.dtype | None]],
 ) -> dict[str, float]:
-    """Return the best seconds per step of each candidate, interleaving them so load spikes hit all alike."""
-    for dtype in candidates.values():
-        step_fn(model, dtype)
+    """Return the best seconds per step of each (module, dtype) candidate, interleaved so load spikes hit all alike."""
+    for module, dtype in candidates.values():
+        step_fn(module, dtype)
     best = {name: float("inf") for name in candidates}
     for _ in range(PROBE_STEPS):
-        for name, dtype in candidates.items():
+        for name, (module, dtype) in candidates.items():
             start = time.perf_counter()
-            step_fn(model, dtype)
+            step_fn(module, dtype)
             best[name] = min(best[name], time.perf_counter() - start)
     return best
 
@@ -295,8 +298,7 @@ def _try_compile(
         log.warning("torch.compile failed, training eagerly: %s", exc)
         return model, False, f"not compiled: torch.compile failed ({type(exc).__name__})"
     compile_s = time.perf_counter() - start
-    times = _time_candidates(model, step_fn, {"eager": dtype})
-    times.update(_time_candidates(compiled, step_fn, {"compiled": dtype}))
+    times = _time_candidates(step_fn, {"eager": (model, dtype), "compiled": (compiled, dtype)})
     speedup = times["eager"] / times["compiled"]
     if speedup >= BF16_MIN_SPEEDUP:
         return compiled, True, f"compiled in {compile_s:.0f} s, {speedup:.2f}x faster per step"

@@ -258,7 +258,7 @@ def _plan_execution(
 
 @dataclass(frozen=True)
 class _OpenedData:
-    """What ranks other than 0 need of the prepared data; they read it and write nothing."""
+    """The parts of the prepared data that ranks other than 0 use; they read them and write nothing."""
 
     tokenizer: CodeTokenizer
     train: TokenFile

@@ -38,6 +38,19 @@ def test_init_rejects_shape_options(trained_checkpoint: Path, capsys) -> None:
     assert "--init keeps the checkpoint's shape and tokenizer" in capsys.readouterr().err
 
 
+def test_init_default_fine_tunes_shipped_model(tmp_path: Path) -> None:
+    shipped = shipped_checkpoint_path()
+    if not (shipped / "config.json").is_file():
+        pytest.skip("no default model is installed")
+    run_dir = tmp_path / "tuned"
+    # Options after FINE_TUNE_ARGS override it: the shipped model is 3.4M parameters with a 512-token context.
+    run_train(*FINE_TUNE_ARGS, "--init", "default", "--max-steps", "2", "--batch-size", "2", "--eval-batches", "1", "--out", str(run_dir))
+
+    tuned = load_checkpoint(run_dir / "checkpoint")
+    assert tuned.tokenizer.sha256 == load_checkpoint(shipped).tokenizer.sha256
+    assert tuned.meta["step"] == 2
+
+
 def test_init_default_without_shipped_model_says_so(tmp_path: Path, capsys) -> None:
     if (shipped_checkpoint_path() / "config.json").is_file():
         pytest.skip("the default model is installed, so --init default has no error to show")
