@@ -169,6 +169,12 @@ def _load_weights(model: GPT, weights_path: Path) -> None:
                 f"{weights_path}: {name} has shape {tuple(tensor.shape)}, config expects {tuple(expected[name].shape)}; "
                 "the weights and config come from different runs"
             )
+    for name, tensor in state.items():
+        if not torch.isfinite(tensor).all():
+            raise CheckpointError(
+                f"{weights_path}: {name} contains NaN or infinite values, so the file is damaged or the "
+                "training run diverged; restore the file or use an earlier checkpoint"
+            )
     model.load_state_dict({k: v.float() for k, v in state.items()})
 
 

@@ -61,7 +61,12 @@ def configure_logging(verbosity: int, log_file: Path | None) -> None:
 def serve(argv: list[str] | None = None) -> int:
     """Run the server until exit or the end of input; return the process exit code."""
     args = parse_args(argv)
-    configure_logging(args.verbose, args.log_file)
+    try:
+        configure_logging(args.verbose, args.log_file)
+    except OSError as exc:
+        print(f"tiny-copilot-lsp: cannot open the log file {args.log_file}: {exc.strerror}; "
+              "pass --log-file a path in an existing, writable folder", file=sys.stderr)  # fmt: skip
+        return 2
     options = ServerOptions(checkpoint=args.checkpoint, debug_commands=args.verbose >= 2)
     server = build_server(options)
     log.info("tiny-copilot-lsp %s starting (pid %d)", server.version, os.getpid())

@@ -86,9 +86,11 @@ async def request_suggestion(server_command: list[str], example: Path) -> int:
     else:
         suggestion = str(result.items[0].insert_text)
         first, *rest = suggestion.split("\n")
-        print(f"{before_cursor}{GREY}{first}{RESET}")
+        # Grey like ghost text on a terminal; plain text when the output goes to a file or a pipe.
+        grey, reset = (GREY, RESET) if sys.stdout.isatty() else ("", "")
+        print(f"{before_cursor}{grey}{first}{reset}")
         for extra in rest:
-            print(f"{GREY}{extra}{RESET}")
+            print(f"{grey}{extra}{reset}")
         print(f"\nsuggestion: {suggestion!r}")
     return 0
 

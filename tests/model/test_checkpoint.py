@@ -74,3 +74,15 @@ def test_interrupted_swap_falls_back_to_old_copy(checkpoint_copy: Path) -> None:
     old = checkpoint_copy.with_name(checkpoint_copy.name + ".old")
     checkpoint_copy.rename(old)
     assert load_checkpoint(checkpoint_copy).path == old
+
+
+def test_non_finite_weights_are_reported(checkpoint_copy: Path) -> None:
+    from safetensors.torch import load_file, save_file
+
+    weights = checkpoint_copy / "model.safetensors"
+    state = load_file(str(weights))
+    state["embed.weight"][3, 5] = float("nan")
+    save_file(state, str(weights))
+
+    with pytest.raises(CheckpointError, match="NaN or infinite"):
+        load_checkpoint(checkpoint_copy)
