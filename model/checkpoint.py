@@ -94,6 +94,8 @@ def load_checkpoint(path: Path, device: str | torch.device = "cpu", dtype: torch
             f"checkpoint folder {path} not found; pass the folder that `tiny-copilot train` wrote "
             "(list them with `tiny-copilot models`)"
         )
+    if not (path / CONFIG_FILE).exists() and (path / "checkpoint" / CONFIG_FILE).is_file():
+        raise CheckpointError(f"{path} is a training run folder; pass its checkpoint folder {path / 'checkpoint'}")
     for name in (CONFIG_FILE, TOKENIZER_FILE, WEIGHTS_FILE):
         if not (path / name).is_file():
             raise CheckpointError(f"{path / name} is missing; copy the whole checkpoint folder or retrain")

@@ -86,3 +86,11 @@ def test_non_finite_weights_are_reported(checkpoint_copy: Path) -> None:
 
     with pytest.raises(CheckpointError, match="NaN or infinite"):
         load_checkpoint(checkpoint_copy)
+
+
+def test_run_folder_points_to_its_checkpoint(untrained_checkpoint: Path, tmp_path: Path) -> None:
+    run = tmp_path / "run"
+    shutil.copytree(untrained_checkpoint, run / "checkpoint")
+
+    with pytest.raises(CheckpointError, match="training run folder; pass its checkpoint folder"):
+        load_checkpoint(run)
