@@ -22,7 +22,10 @@ import time
 from pathlib import Path
 from typing import Any
 
-import torch
+# Set before torch loads, exactly as `tiny-copilot train` does (see training/train_cli.py).
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
+import torch  # noqa: E402
 
 from tiny_copilot.model.config import DEFAULT_PRESET, PRESETS
 from tiny_copilot.model.transformer import GPT
