@@ -121,7 +121,7 @@ def render() -> str:
         f"- {config['step']:,} optimizer steps, {config['tokens_seen'] / 1e6:.1f}M tokens seen "
         f"({config['tokens_seen'] / config['corpus']['train_tokens']:.1f} passes over the training split), "
         f"{config['elapsed_s'] / 60:.0f} minutes of wall time.",
-        f"- Hardware: a 2-core x86-64 CPU with AMX (shared with other work), {config['execution']['dtype']} "
+        f"- Hardware: a 2-core AMD EPYC with AVX-512 BF16 (shared with other work), {config['execution']['dtype']} "
         f"autocast, torch.compile {'on' if config['execution']['compiled'] else 'off'}.",
         f"- Libraries: " + ", ".join(f"{name} {version}" for name, version in sorted(config["versions"].items())) + ".",
         f"- Validation during training: {config['val']['bpb']:.3f} bits per byte.",
