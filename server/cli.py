@@ -61,6 +61,9 @@ def configure_logging(verbosity: int, log_file: Path | None) -> None:
 def serve(argv: list[str] | None = None) -> int:
     """Run the server until exit or the end of input; return the process exit code."""
     args = parse_args(argv)
+    # Sleeping, not spinning, OpenMP waits: with the editor and a build busy, a spinning thread waits
+    # for a sibling that is not running. torch loads later, on the inference thread, and reads this then.
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     try:
         configure_logging(args.verbose, args.log_file)
     except OSError as exc:
