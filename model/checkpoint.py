@@ -31,7 +31,7 @@ TOKENIZER_FILE = "tokenizer.json"
 
 
 class CheckpointError(Exception):
-    """A checkpoint folder is missing, corrupt or inconsistent; the message says how to fix it."""
+    """Error for a checkpoint folder that is missing, corrupt or inconsistent. The message states how to fix it."""
 
 
 @dataclass

@@ -1,6 +1,6 @@
 """Incremental generation with a KV cache kept between calls.
 
-Boundary: token ids in, token ids and text out. The engine knows nothing about documents, cursors or
+Boundary: token ids in, token ids and text out. The engine has no notion of documents, cursors or
 LSP; the server and the `complete` command build prompts and post-process. Each call reuses the
 cached positions that match the new prompt's longest common prefix and prefills only the rest.
 One engine serves one caller at a time.

@@ -1,4 +1,4 @@
-"""The byte-level BPE tokenizer as the model sees it: text to ids, ids to exact bytes."""
+"""The byte-level BPE tokenizer as the model uses it: text to ids, ids to exact bytes."""
 
 from __future__ import annotations
 
@@ -64,7 +64,7 @@ class CodeTokenizer:
         return table
 
     def incremental_decoder(self) -> codecs.IncrementalDecoder:
-        """A UTF-8 decoder that holds back a character split across tokens until it is complete."""
+        """Return a UTF-8 decoder that holds back a character split across tokens until it is complete."""
         return codecs.getincrementaldecoder("utf-8")(errors="replace")
 
 

@@ -47,7 +47,7 @@ class ServerSettings:
     max_lines: int = 8
     """Maximum number of lines in a multi-line suggestion."""
     enabled_languages: tuple[str, ...] = ("python", "c", "cpp")
-    """LSP language ids that get suggestions (the shipped model knows these three); "*" enables every language."""
+    """LSP language ids that get suggestions (the shipped model was trained on these three). "*" enables every language."""
     prefix_budget_tokens: int = 768
     """Maximum number of prompt tokens taken from the text before the cursor."""
     suffix_budget_tokens: int = 256

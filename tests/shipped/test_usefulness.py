@@ -1,7 +1,7 @@
 """The shipped model must be useful: greedy suggestions through the server's completion path.
 
-Each case asks `Completer.complete`, the code path that `tiny-copilot-lsp` uses, for the default
-settings and greedy decoding, so the same text always gives the same suggestion.
+Each case calls `Completer.complete`, the code path that `tiny-copilot-lsp` uses, with the default
+settings. Decoding is greedy, so the same text always gives the same suggestion.
 """
 
 from __future__ import annotations
