@@ -209,10 +209,13 @@ class TrainConfig:
             if getattr(self, name) not in allowed:
                 raise ValueError(f"TrainConfig.{name} must be one of {', '.join(allowed)}, got {getattr(self, name)!r}")
 
-        if self.init_checkpoint is not None and self.shape_overrides():
+        # RoPE has no learned positions, so a fine-tune may train a longer context than the checkpoint's;
+        # every other shape field is baked into its weights.
+        fixed = sorted(set(self.shape_overrides()) - {"max_seq_len"})
+        if self.init_checkpoint is not None and fixed:
             raise ValueError(
-                f"--init keeps the checkpoint's shape and tokenizer, so {', '.join(self.shape_overrides())} "
-                "cannot be changed; drop those options"
+                f"--init keeps the checkpoint's shape and tokenizer, so {', '.join(fixed)} "
+                "cannot be changed; drop those options (only --seq-len may differ)"
             )
         # Building the model config here reports an impossible shape (d_model not divisible by
         # n_heads, say) before any data is prepared.

@@ -104,7 +104,9 @@ def _train(
     say(f"run folder: {run_dir}")
 
     # 3. Data: rank 0 builds the corpus, tokenizer and token files; the other ranks then open them.
-    model_config = start_checkpoint.config if start_checkpoint else config.model_config()
+    model_config = config.model_config() if start_checkpoint is None else start_checkpoint.config
+    if start_checkpoint is not None and config.seq_len is not None:
+        model_config = dataclasses.replace(model_config, max_seq_len=config.seq_len)
     data = None
     if group.is_main:
         data = prepare_data(
@@ -130,8 +132,13 @@ def _train(
         )
 
     # 4. Model and optimizer; a resumed run also restores the optimizer moments.
-    if start_checkpoint:
+    if start_checkpoint and start_checkpoint.config == model_config:
         model = start_checkpoint.model
+    elif start_checkpoint:
+        # Only the context length differs: the rotary tables are rebuilt for it, the weights carry over.
+        model = GPT(model_config)
+        model.load_state_dict(start_checkpoint.model.state_dict())
+        say(f"context length {start_checkpoint.config.max_seq_len} -> {model_config.max_seq_len} tokens")
     else:
         torch.manual_seed(config.seed)
         model = GPT(model_config)
@@ -181,7 +188,9 @@ def _train(
         group=group,
         metrics=metrics,
         say=say,
-        meta_base=_meta_base(config, data, command, model) if isinstance(data, PreparedData) else {},
+        meta_base=_meta_base(config, data, command, model, _lineage(start_checkpoint, resume))
+        if isinstance(data, PreparedData)
+        else {},
     )
     with _StopOnSignal() as stop:
         result = run_loop(context, start_step, elapsed_s, tokens_seen, clock_start, stop)
@@ -273,7 +282,20 @@ def _open_prepared(work_dir: Path, start_checkpoint: Checkpoint | None) -> _Open
     return _OpenedData(tokenizer, TokenFile.open(work_dir, "train"), TokenFile.open(work_dir, "val"))
 
 
-def _meta_base(config: TrainConfig, data: PreparedData, command: str, model: GPT) -> dict[str, Any]:
+def _lineage(start_checkpoint: Checkpoint | None, resume: bool) -> dict[str, Any] | None:
+    """How the starting checkpoint was made, so that a fine-tuned model's card can give every command."""
+    if start_checkpoint is None:
+        return None
+    meta = start_checkpoint.meta
+    if resume:
+        return meta.get("parent")
+    keys = ("command", "step", "tokens_seen", "elapsed_s", "parent")
+    return {key: meta.get(key) for key in keys}
+
+
+def _meta_base(
+    config: TrainConfig, data: PreparedData, command: str, model: GPT, parent: dict[str, Any] | None
+) -> dict[str, Any]:
     manifest = data.corpus.manifest
     corpus_summary = {k: v for k, v in manifest.items() if k != "files"}
     corpus_summary["manifest_sha256"] = data.corpus.manifest_sha256
@@ -288,6 +310,7 @@ def _meta_base(config: TrainConfig, data: PreparedData, command: str, model: GPT
         "parameters": model.num_parameters(),
         "corpus": corpus_summary,
         "command": command,
+        "parent": parent,
         "training_config": config.to_dict(),
         "versions": {
             "python": platform.python_version(),

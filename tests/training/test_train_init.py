@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import pytest
@@ -31,6 +32,20 @@ def test_init_fine_tunes_keeping_tokenizer(trained_checkpoint: Path, tmp_path: P
     base_embed, tuned_embed = base.model.embed.weight, tuned.model.embed.weight
     assert not torch.equal(base_embed, tuned_embed)
     assert (base_embed - tuned_embed).abs().max() < 0.1
+
+
+def test_init_may_train_a_longer_context(trained_checkpoint: Path, tmp_path: Path) -> None:
+    base = load_checkpoint(trained_checkpoint)
+    longer = 2 * base.config.max_seq_len
+    run_dir = tmp_path / "longer"
+    run_train(*FINE_TUNE_ARGS, "--max-steps", "2", "--init", str(trained_checkpoint), "--seq-len", str(longer), "--out", str(run_dir))
+
+    tuned = load_checkpoint(run_dir / "checkpoint")
+    assert tuned.config.max_seq_len == longer
+    assert dataclasses.replace(tuned.config, max_seq_len=base.config.max_seq_len) == base.config
+    # The card of a fine-tuned model names the command that trained its starting point.
+    assert tuned.meta["parent"]["command"] == base.meta["command"]
+    assert tuned.meta["parent"]["tokens_seen"] == base.meta["tokens_seen"]
 
 
 def test_init_rejects_shape_options(trained_checkpoint: Path, capsys) -> None:
