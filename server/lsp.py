@@ -9,7 +9,6 @@ document and the text around a position, so tests can compare it with the client
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import os
 from dataclasses import dataclass
@@ -25,7 +24,7 @@ from . import positions
 from .documents import DocumentStore
 from .inference import InferenceWorker, JobCancelled
 from .loading import ModelLoadError, ModelSlot, load_model
-from .protocol import TinyCopilotProtocol
+from .protocol import UNDECODABLE_BODY_ERRORS, TinyCopilotProtocol, quiet_undecodable_body_tracebacks
 from .settings import SETTINGS_SECTION, ServerSettings
 from .suggestions import Suggester, cursor_context
 
@@ -51,6 +50,7 @@ class ServerOptions:
 class TinyCopilotServer(LanguageServer):
     def __init__(self, options: ServerOptions) -> None:
         super().__init__(SERVER_NAME, SERVER_VERSION, protocol_cls=TinyCopilotProtocol)
+        quiet_undecodable_body_tracebacks()
         self.options = options
         self.settings = ServerSettings()
         self.documents = DocumentStore()
@@ -67,7 +67,7 @@ class TinyCopilotServer(LanguageServer):
 
     def report_server_error(self, error: Exception, source: Any) -> None:
         # pygls' read loop sends undecodable bodies here; JSON-RPC wants a parse error response.
-        if isinstance(error, (json.JSONDecodeError, UnicodeDecodeError, RecursionError)):
+        if isinstance(error, UNDECODABLE_BODY_ERRORS):
             self.tiny_protocol.send_parse_error(error)
             return
         super().report_server_error(error, source)

@@ -4,7 +4,8 @@ pygls 2.1.1 sends no response to some requests and the wrong one to others. Each
 the behaviour it replaces:
 - a request whose params fail validation raised inside the JSON decoder, so the client got a
   window/showMessage and never a response; it now gets -32602 (invalid params) with its id;
-- a body that is not JSON got no response; it now gets -32700 (parse error) with id null;
+- a body that is not JSON got no response and a logged traceback; it now gets -32700 (parse
+  error) with id null and one warning line in the log;
 - a message that is not a JSON-RPC object (an array, a number, no "jsonrpc", an id that is not an
   integer or string) raised AttributeError or was served; it now gets -32600 (invalid request);
 - requests after `shutdown` were dropped silently; they now get -32600;
@@ -15,6 +16,7 @@ the behaviour it replaces:
 
 from __future__ import annotations
 
+import json
 import logging
 from dataclasses import dataclass
 from typing import Any
@@ -29,6 +31,32 @@ PARSE_ERROR = -32700
 INVALID_REQUEST = -32600
 INVALID_PARAMS = -32602
 SERVER_NOT_INITIALIZED = -32002
+
+UNDECODABLE_BODY_ERRORS = (json.JSONDecodeError, UnicodeDecodeError, RecursionError)
+"""Exceptions that `json.loads` raises on a message body that is not JSON, not UTF-8, or nested too deep to decode."""
+
+READ_LOOP_LOGGER = "pygls.server"
+"""Logger that pygls 2.1.1 passes to its read loop (`pygls.io_.run_async`), which logs a traceback to it
+for every message it cannot decode."""
+
+
+class UndecodableBodyFilter(logging.Filter):
+    """Drop the read loop's traceback for a body that is not JSON.
+
+    The server replies to such a body with a parse error and logs one warning line (`send_parse_error`),
+    so the traceback, which only shows the inside of `json.loads`, adds nothing.
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        error = record.exc_info[1] if record.exc_info else None
+        return not isinstance(error, UNDECODABLE_BODY_ERRORS)
+
+
+def quiet_undecodable_body_tracebacks() -> None:
+    """Install UndecodableBodyFilter on pygls' read-loop logger once per process."""
+    logger = logging.getLogger(READ_LOOP_LOGGER)
+    if not any(isinstance(existing, UndecodableBodyFilter) for existing in logger.filters):
+        logger.addFilter(UndecodableBodyFilter())
 
 
 @dataclass

@@ -178,3 +178,33 @@ def test_execute_unknown_command_gets_error(wire: WireClient) -> None:
     response = wire.call("workspace/executeCommand", {"command": "tinyCopilot.noSuchCommand", "arguments": []})
     assert response["error"]["code"] == INVALID_PARAMS
     assert json.dumps(response)  # a plain JSON error object
+
+
+UNDECODABLE_BODIES = {
+    "cut short": (b'{"jsonrpc": "2.0", "id": 7, "method": ', "Expecting value"),
+    "not UTF-8": (b'{"jsonrpc": "2.0", "method": "\xff\xfe"}', "can't decode byte 0xff"),
+    "nested too deep": (b"[" * 100_000 + b"]" * 100_000, "maximum recursion depth"),
+}
+
+
+def test_undecodable_body_logs_one_warning_line(untrained_checkpoint: Path, tmp_path: Path) -> None:
+    # The default verbosity, as an editor starts the server: what the user finds in the log.
+    log_file = tmp_path / "server.log"
+    client = WireClient(["--stdio", "--checkpoint", str(untrained_checkpoint)], log_file=log_file)
+    client.initialize()
+    for body, _ in UNDECODABLE_BODIES.values():
+        client.send_bytes(body)
+    errors = client.wait_null_id_errors(len(UNDECODABLE_BODIES))
+    assert [error["error"]["code"] for error in errors] == [PARSE_ERROR] * len(UNDECODABLE_BODIES)
+    assert_still_serving(client)
+    client.call("shutdown")
+    client.notify("exit")
+    assert client.process.wait(10) == 0
+
+    log_lines = log_file.read_text(encoding="utf-8").splitlines()
+    assert not any("Traceback" in line for line in log_lines), log_lines
+    assert not any(" ERROR " in line for line in log_lines), log_lines
+    for case, (_, error_text) in UNDECODABLE_BODIES.items():
+        matching = [line for line in log_lines if error_text in line]
+        assert len(matching) == 1, f"{case}: {log_lines}"
+        assert " WARNING " in matching[0], f"{case}: {matching[0]}"
