@@ -13,7 +13,9 @@ from __future__ import annotations
 
 import ast
 import dataclasses
+import difflib
 import inspect
+import json
 import os
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -77,29 +79,40 @@ class ServerSettings:
     def from_json(cls, data: object) -> tuple[ServerSettings, list[str]]:
         """Build settings from editor JSON; return them with one warning per rejected entry.
 
-        `data` may be None, a flat object or `{"tinyCopilot": {...}}`. Keys may be camelCase or
-        snake_case. Invalid values and unknown keys are reported and replaced by defaults.
+        `data` may be None, a flat object or `{"tinyCopilot": {...}}` (a null section means defaults). Keys may be camelCase or
+        snake_case. Invalid values and unknown keys are reported and replaced by defaults. Warnings
+        name the key as the editor sent it and show values as JSON, as the user wrote them.
         """
         warnings: list[str] = []
         if data is None:
             return cls(), warnings
-        if isinstance(data, dict) and isinstance(data.get(SETTINGS_SECTION), dict):
+        section = ""
+        if isinstance(data, dict) and SETTINGS_SECTION in data:
             data = data[SETTINGS_SECTION]
+            section = SETTINGS_SECTION
+        if data is None:
+            return cls(), warnings
         if not isinstance(data, dict):
-            warnings.append(f"settings must be a JSON object, got {type(data).__name__}; using the defaults")
+            warnings.append(
+                f'{section or "the settings"} must be a JSON object such as {{"maxNewTokens": 32}}, '
+                f"got {_json_type(data)} {_json_text(data)}; using the defaults"
+            )
             return cls(), warnings
 
         values: dict[str, Any] = {}
-        for key, value in data.items():
+        for key, raw_value in data.items():
             name = _field_name(str(key))
             if name is None:
-                warnings.append(f"unknown setting {key!r} ignored; known settings: {', '.join(_camel_names())}")
+                warnings.append(_unknown_key_warning(str(key), section))
                 continue
-            value = _coerce(name, value)
+            value = _coerce(name, raw_value)
             expected = _invalid_reason(name, value)
             if expected is not None:
-                default = _defaults()[name]
-                warnings.append(f"invalid setting {_camel(name)}={value!r}: expected {expected}; using the default {default!r}")
+                default = _json_text(_defaults()[name])
+                warnings.append(
+                    f"invalid setting {_qualified(section, str(key))}: {_json_text(raw_value)}; "
+                    f"expected {expected}, so the default {default} is used"
+                )
                 continue
             values[name] = value
         return cls(**values), warnings
@@ -192,6 +205,47 @@ def _coerce(name: str, value: Any) -> Any:
     if _RULES[name].json_type == "integer" and isinstance(value, float) and value.is_integer():
         return int(value)
     return value
+
+
+MAX_SHOWN_VALUE_CHARS = 80
+"""Longer values are cut in warnings, so a pasted document in a setting does not flood the editor."""
+
+
+def _json_text(value: Any) -> str:
+    """Format `value` as JSON (tuples as arrays), cut to MAX_SHOWN_VALUE_CHARS. Values that JSON cannot encode get repr()."""
+    try:
+        text = json.dumps(list(value) if isinstance(value, tuple) else value, ensure_ascii=False)
+    except (TypeError, ValueError):
+        text = repr(value)
+    if len(text) > MAX_SHOWN_VALUE_CHARS:
+        text = text[: MAX_SHOWN_VALUE_CHARS - 1] + "…"
+    return text
+
+
+def _json_type(value: Any) -> str:
+    """Name the JSON type of a decoded value other than null, with its article: "an array", "a string"."""
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, (int, float)):
+        return "a number"
+    if isinstance(value, str):
+        return "a string"
+    if isinstance(value, (list, tuple)):
+        return "an array"
+    return f"a {type(value).__name__}"
+
+
+def _qualified(section: str, key: str) -> str:
+    """Name a setting as the editor shows it: `tinyCopilot.maxLines` when nested, else the key alone."""
+    return f"{section}.{key}" if section else key
+
+
+def _unknown_key_warning(key: str, section: str) -> str:
+    known = _camel_names()
+    close = difflib.get_close_matches(key, known, n=1)
+    hint = f"did you mean {_qualified(section, close[0])}? " if close else ""
+    quoted_key = json.dumps(_qualified(section, key), ensure_ascii=False)
+    return f"unknown setting {quoted_key} ignored; {hint}known settings: {', '.join(known)}"
 
 
 def _camel(name: str) -> str:

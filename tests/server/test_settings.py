@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import json
 
 import pytest
 
@@ -60,9 +61,9 @@ def test_from_json_replaces_invalid_values_by_defaults():
     assert settings.max_lines == ServerSettings().max_lines
     assert settings.threads == 1
     assert len(warnings) == 2
-    assert "temperature='hot'" in warnings[0]
+    assert 'temperature: "hot"' in warnings[0]
     assert "a number from 0 to 2" in warnings[0]
-    assert "maxLines=-2" in warnings[1]
+    assert "maxLines: -2" in warnings[1]
     assert "an integer from 1 to 100" in warnings[1]
 
 
@@ -70,11 +71,11 @@ def test_from_json_reports_unknown_keys():
     settings, warnings = ServerSettings.from_json({"maxNewToken": 5})
     assert settings == ServerSettings()
     assert len(warnings) == 1
-    assert "unknown setting 'maxNewToken'" in warnings[0]
+    assert 'unknown setting "maxNewToken"' in warnings[0]
     assert "maxNewTokens" in warnings[0]
 
 
-@pytest.mark.parametrize("data", [None, {}, {"tinyCopilot": {}}])
+@pytest.mark.parametrize("data", [None, {}, {"tinyCopilot": {}}, {"tinyCopilot": None}])
 def test_from_json_empty_gives_defaults(data: object):
     assert ServerSettings.from_json(data) == (ServerSettings(), [])
 
@@ -83,6 +84,59 @@ def test_from_json_rejects_non_object():
     settings, warnings = ServerSettings.from_json(["maxNewTokens", 3])
     assert settings == ServerSettings()
     assert "must be a JSON object" in warnings[0]
+
+
+@pytest.mark.parametrize(
+    ("key", "value", "shown_default"),
+    [
+        ("checkpoint", 3, "null"),
+        ("maxLines", None, "8"),
+        ("max_lines", True, "8"),
+        ("enabledLanguages", ["python", 1], '["python", "c", "cpp"]'),
+        ("enabledLanguages", "python", '["python", "c", "cpp"]'),
+        ("tokenHealing", "yes", "true"),
+        ("multiline", ["auto"], '"auto"'),
+        ("temperature", {"value": 1}, "0.0"),
+        ("seed", -1, "0"),
+    ],
+)
+def test_invalid_value_warning_shows_json(key: str, value: object, shown_default: str):
+    for data, shown_key in (({key: value}, key), ({"tinyCopilot": {key: value}}, f"tinyCopilot.{key}")):
+        _, warnings = ServerSettings.from_json(data)
+        assert len(warnings) == 1
+        assert f"invalid setting {shown_key}: {json.dumps(value)};" in warnings[0]
+        assert f"the default {shown_default} is used" in warnings[0]
+        for python_only in ("None", "True", "False", "('", "'"):
+            assert python_only not in warnings[0]
+
+
+def test_invalid_value_warning_cuts_long_values():
+    _, warnings = ServerSettings.from_json({"checkpoint": ["x" * 1000]})
+    assert len(warnings) == 1
+    assert "x" * 70 in warnings[0]
+    assert "x" * 100 not in warnings[0]
+
+
+def test_unknown_key_warning_suggests_nearest():
+    _, warnings = ServerSettings.from_json({"tinyCopilot": {"maxNewToken": 5}})
+    assert len(warnings) == 1
+    assert 'unknown setting "tinyCopilot.maxNewToken" ignored' in warnings[0]
+    assert "did you mean tinyCopilot.maxNewTokens?" in warnings[0]
+
+
+@pytest.mark.parametrize(
+    ("data", "shown"),
+    [
+        (["maxNewTokens", 3], 'the settings must be a JSON object such as {"maxNewTokens": 32}, got an array ["maxNewTokens", 3]'),
+        ("fast", 'the settings must be a JSON object such as {"maxNewTokens": 32}, got a string "fast"'),
+        ({"tinyCopilot": True}, 'tinyCopilot must be a JSON object such as {"maxNewTokens": 32}, got a boolean true'),
+        ({"tinyCopilot": 7}, 'tinyCopilot must be a JSON object such as {"maxNewTokens": 32}, got a number 7'),
+    ],
+)
+def test_non_object_warning_shows_json(data: object, shown: str):
+    settings, warnings = ServerSettings.from_json(data)
+    assert settings == ServerSettings()
+    assert warnings == [shown + "; using the defaults"]
 
 
 def test_from_json_converts_editor_shapes():
