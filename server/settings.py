@@ -32,6 +32,20 @@ SETTINGS_SECTION = "tinyCopilot"
 """The key under which editors nest our settings."""
 
 
+class InvalidSettingError(ValueError):
+    """A ServerSettings field given a value outside its rule; a command line names its own option with `message_for`."""
+
+    def __init__(self, field_name: str, expected: str, value: Any) -> None:
+        self.field_name = field_name
+        self.expected = expected
+        self.value = value
+        super().__init__(self.message_for(f"ServerSettings.{field_name}"))
+
+    def message_for(self, name: str) -> str:
+        """Return the error message with the setting called `name`, such as an option `--max-new-tokens`."""
+        return f"{name} must be {self.expected}, got {self.value!r}"
+
+
 @dataclass(frozen=True)
 class ServerSettings:
     """Every user-facing setting of the completion server, with its default."""
@@ -63,7 +77,7 @@ class ServerSettings:
         for field in dataclasses.fields(self):
             expected = _invalid_reason(field.name, getattr(self, field.name))
             if expected is not None:
-                raise ValueError(f"ServerSettings.{field.name} must be {expected}, got {getattr(self, field.name)!r}")
+                raise InvalidSettingError(field.name, expected, getattr(self, field.name))
 
     def is_language_enabled(self, language_id: str | None) -> bool:
         """Return whether `language_id` gets suggestions; None (unknown language) counts as enabled."""

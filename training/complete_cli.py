@@ -14,6 +14,14 @@ from pathlib import Path
 
 _LOCATION = re.compile(r"^(?P<path>.+):(?P<line>\d+):(?P<column>\d+)$")
 
+SETTING_OPTIONS = {
+    "max_new_tokens": "--max-new-tokens",
+    "temperature": "--temperature",
+    "seed": "--seed",
+    "multiline": "--multiline",
+}
+"""The ServerSettings fields that this command sets from an option, and that option."""
+
 
 def interpret_escapes(text: str) -> str:
     r"""Turn backslash escapes (\n, \t, \\, \x41, \u00e9) into characters; other characters stay as they are."""
@@ -70,10 +78,11 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("location", nargs="?", metavar="FILE:LINE:COL", help="cursor in a file; 1-based line and column, the column in characters")
     parser.add_argument("--prompt", help="text before the cursor; backslash escapes such as \\n and \\t are interpreted")
     parser.add_argument("--checkpoint", type=Path, metavar="DIR", help="checkpoint folder (default: the model installed with the package)")
-    parser.add_argument("--max-new-tokens", type=int, default=defaults.max_new_tokens, help=f"maximum tokens to generate (default {defaults.max_new_tokens})")
-    parser.add_argument("--temperature", type=float, default=defaults.temperature, help="sampling temperature; 0 is greedy and deterministic (default 0)")
-    parser.add_argument("--seed", type=int, default=defaults.seed, help=f"seed of sampling when --temperature is above 0 (default {defaults.seed})")
-    parser.add_argument("--multiline", choices=MULTILINE_MODES, default=defaults.multiline, help=f"when to suggest several lines (default {defaults.multiline})")
+    options = SETTING_OPTIONS
+    parser.add_argument(options["max_new_tokens"], type=int, default=defaults.max_new_tokens, help=f"maximum tokens to generate (default {defaults.max_new_tokens})")
+    parser.add_argument(options["temperature"], type=float, default=defaults.temperature, help="sampling temperature; 0 is greedy and deterministic (default 0)")
+    parser.add_argument(options["seed"], type=int, default=defaults.seed, help=f"seed of sampling when --temperature is above 0 (default {defaults.seed})")
+    parser.add_argument(options["multiline"], choices=MULTILINE_MODES, default=defaults.multiline, help=f"when to suggest several lines (default {defaults.multiline})")
     parser.add_argument("--language", help="LSP language id such as python or cpp (default: from the file suffix)")
     parser.set_defaults(run=_run)
 
@@ -95,18 +104,13 @@ def _run(args: argparse.Namespace) -> int:
     from tiny_copilot.model.checkpoint import CheckpointError, load_checkpoint, shipped_checkpoint_path
     from tiny_copilot.model.engine import Engine
     from tiny_copilot.server.completion import Completer
-    from tiny_copilot.server.settings import ServerSettings
+    from tiny_copilot.server.settings import InvalidSettingError, ServerSettings
 
     try:
-        settings = ServerSettings(
-            max_new_tokens=args.max_new_tokens,
-            temperature=args.temperature,
-            seed=args.seed,
-            multiline=args.multiline,
-            enabled_languages=("*",),
-        )
-    except ValueError as exc:
-        print(f"tiny-copilot complete: error: {exc}", file=sys.stderr)
+        from_options = {name: getattr(args, name) for name in SETTING_OPTIONS}
+        settings = ServerSettings(**from_options, enabled_languages=("*",))
+    except InvalidSettingError as exc:
+        print(f"tiny-copilot complete: error: {exc.message_for(SETTING_OPTIONS[exc.field_name])}", file=sys.stderr)
         return 2
     try:
         checkpoint = load_checkpoint(args.checkpoint or shipped_checkpoint_path())

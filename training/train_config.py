@@ -173,18 +173,18 @@ class TrainConfig:
         for name in ("vocab_size", "d_model", "n_layers", "n_heads", "seq_len", "max_steps", "threads"):
             value = getattr(self, name)
             if value is not None and (not isinstance(value, int) or value <= 0):
-                raise ValueError(f"TrainConfig.{name} must be a positive integer, got {value!r}")
+                raise ValueError(f"{flag_of(name)} must be a positive integer, got {value!r}")
 
         for name in ("batch_size", "grad_accum", "eval_interval", "eval_batches", "checkpoint_interval", "log_interval", "sample_tokens"):
             value = getattr(self, name)
             if not isinstance(value, int) or value <= 0:
-                raise ValueError(f"TrainConfig.{name} must be a positive integer, got {value!r}")
+                raise ValueError(f"{flag_of(name)} must be a positive integer, got {value!r}")
         if self.warmup_steps < 0:
-            raise ValueError(f"TrainConfig.warmup_steps must be >= 0, got {self.warmup_steps}")
+            raise ValueError(f"{flag_of('warmup_steps')} must be >= 0, got {self.warmup_steps}")
         if self.time_budget_s is not None and not (math.isfinite(self.time_budget_s) and self.time_budget_s > 0):
-            raise ValueError(f"TrainConfig.time_budget_s must be a positive number of seconds, got {self.time_budget_s!r}")
+            raise ValueError(f"{flag_of('time_budget_s')} must be a positive number of seconds, got {self.time_budget_s!r}")
         if self.preset not in PRESETS:
-            raise ValueError(f"TrainConfig.preset {self.preset!r} is unknown; choose one of {', '.join(PRESETS)}")
+            raise ValueError(f"{flag_of('preset')} {self.preset!r} is unknown; choose one of {', '.join(PRESETS)}")
 
         for name, low, high in (
             ("fim_rate", 0.0, 1.0),
@@ -195,11 +195,11 @@ class TrainConfig:
         ):
             value = getattr(self, name)
             if not low <= value <= high:
-                raise ValueError(f"TrainConfig.{name} must be between {low} and {high}, got {value}")
+                raise ValueError(f"{flag_of(name)} must be between {low} and {high}, got {value}")
 
         for name in ("lr", "weight_decay", "grad_clip"):
             if getattr(self, name) < 0 or (name == "lr" and self.lr == 0):
-                raise ValueError(f"TrainConfig.{name} must be {'> 0' if name == 'lr' else '>= 0'}, got {getattr(self, name)}")
+                raise ValueError(f"{flag_of(name)} must be {'> 0' if name == 'lr' else '>= 0'}, got {getattr(self, name)}")
         for name, allowed in (
             ("schedule", ("cosine", "wsd")),
             ("device", ("auto", "cpu", "cuda")),
@@ -207,14 +207,14 @@ class TrainConfig:
             ("compile", ("auto", "on", "off")),
         ):
             if getattr(self, name) not in allowed:
-                raise ValueError(f"TrainConfig.{name} must be one of {', '.join(allowed)}, got {getattr(self, name)!r}")
+                raise ValueError(f"{flag_of(name)} must be one of {', '.join(allowed)}, got {getattr(self, name)!r}")
 
         # RoPE has no learned positions, so a fine-tune may train a longer context than the checkpoint's;
         # every other shape field is baked into its weights.
         fixed = sorted(set(self.shape_overrides()) - {"max_seq_len"})
         if self.init_checkpoint is not None and fixed:
             raise ValueError(
-                f"--init keeps the checkpoint's shape and tokenizer, so {', '.join(fixed)} "
+                f"--init keeps the checkpoint's shape and tokenizer, so {', '.join(flag_of(_SHAPE_FIELDS[name]) for name in fixed)} "
                 "cannot be changed; drop those options (only --seq-len may differ)"
             )
         # Building the model config here reports an impossible shape (d_model not divisible by
@@ -252,10 +252,22 @@ class TrainConfig:
     def model_config(self) -> ModelConfig:
         """Model shape of a run that starts from scratch: the preset with the overrides applied."""
         overrides = {"max_seq_len": DEFAULT_SEQ_LEN, **self.shape_overrides()}
+        source = f"--preset {self.preset}" + "".join(
+            f" {flag_of(_SHAPE_FIELDS[name])} {value}" for name, value in self.shape_overrides().items()
+        )
+        # ModelConfig would reject this shape too, but naming its own fields; this check names the options.
+        shape = {**PRESETS[self.preset], **overrides}
+        pair_width = 2 * shape["n_heads"]
+        if shape["d_model"] % pair_width != 0:
+            raise ValueError(
+                f"invalid model shape from {source}: --d-model {shape['d_model']} must be divisible by twice "
+                f"--n-heads {shape['n_heads']}, because each head's width must be even for rotary embeddings; "
+                f"try --d-model {-(-shape['d_model'] // pair_width) * pair_width}"
+            )
         try:
             return preset_config(self.preset, **overrides)
         except ValueError as exc:
-            raise ValueError(f"invalid model shape for preset {self.preset!r} with {overrides}: {exc}") from exc
+            raise ValueError(f"invalid model shape from {source}: {exc}") from exc
 
     def to_dict(self) -> dict[str, Any]:
         data = dataclasses.asdict(self)
@@ -275,6 +287,9 @@ class TrainConfig:
                 values[name] = tuple(values[name])
         return cls(**values)
 
+
+_SHAPE_FIELDS = {"vocab_size": "vocab_size", "d_model": "d_model", "n_layers": "n_layers", "n_heads": "n_heads", "max_seq_len": "seq_len"}
+"""TrainConfig field of each ModelConfig field that shape_overrides() returns."""
 
 RESUMABLE_OVERRIDES = frozenset(
     {

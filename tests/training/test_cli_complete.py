@@ -93,6 +93,23 @@ def test_prompt_and_location_are_exclusive(untrained_checkpoint: Path, capsys) -
     assert capsys.readouterr().err.count("give either --prompt TEXT or FILE:LINE:COL") == 2
 
 
+@pytest.mark.parametrize(
+    ("arguments", "message"),
+    [
+        (["--max-new-tokens", "0"], "--max-new-tokens must be an integer from 1 to 512, got 0"),
+        (["--max-new-tokens", "513"], "--max-new-tokens must be an integer from 1 to 512, got 513"),
+        (["--temperature", "-1"], "--temperature must be a number from 0 to 2, got -1.0"),
+        (["--seed", "-1"], "--seed must be an integer from 0 to 2147483647, got -1"),
+    ],
+)
+def test_invalid_option_is_named(untrained_checkpoint: Path, arguments: list[str], message: str, capsys) -> None:
+    assert main(["complete", "--checkpoint", str(untrained_checkpoint), "--prompt", "x", *arguments]) == 2
+    error = capsys.readouterr().err
+    assert message in error
+    assert "ServerSettings" not in error
+    assert "max_new_tokens" not in error
+
+
 def test_missing_checkpoint_is_reported(tmp_path: Path, capsys) -> None:
     assert main(["complete", "--checkpoint", str(tmp_path / "nothing"), "--prompt", "x"]) == 1
     assert "not found" in capsys.readouterr().err

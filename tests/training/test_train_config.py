@@ -77,18 +77,46 @@ def test_flags_parse_into_config() -> None:
 @pytest.mark.parametrize(
     ("changes", "message"),
     [
-        ({"fim_rate": 1.5}, "TrainConfig.fim_rate must be between 0.0 and 1.0"),
-        ({"batch_size": 0}, "TrainConfig.batch_size must be a positive integer"),
-        ({"d_model": 100, "n_heads": 3}, "must be divisible by n_heads"),
-        ({"lr": 0.0}, "TrainConfig.lr must be > 0"),
-        ({"preset": "huge"}, "TrainConfig.preset 'huge' is unknown"),
+        ({"fim_rate": 1.5}, "--fim-rate must be between 0.0 and 1.0"),
+        ({"batch_size": 0}, "--batch-size must be a positive integer"),
+        ({"d_model": 100, "n_heads": 3}, "--d-model 100 must be divisible by twice --n-heads 3"),
+        ({"lr": 0.0}, "--lr must be > 0"),
+        ({"preset": "huge"}, "--preset 'huge' is unknown"),
         ({"init_checkpoint": "default", "d_model": 64}, "--init keeps the checkpoint's shape"),
-        ({"time_budget_s": -1.0}, "TrainConfig.time_budget_s must be a positive number"),
+        ({"time_budget_s": -1.0}, "--time-budget must be a positive number"),
     ],
 )
 def test_config_rejects_invalid_values(changes: dict, message: str) -> None:
     with pytest.raises(ValueError, match=message):
         TrainConfig(**changes)
+
+
+# One invalid command line per check in TrainConfig.__post_init__, with the option it must name.
+INVALID_TRAIN_OPTIONS = [
+    *((["--" + name.replace("_", "-"), "0"], "--" + name.replace("_", "-")) for name in (
+        "vocab_size", "d_model", "n_layers", "n_heads", "seq_len", "max_steps", "threads", "batch_size", "grad_accum",
+        "eval_interval", "eval_batches", "checkpoint_interval", "log_interval", "sample_tokens", "lr",
+    )),
+    (["--warmup-steps", "-1"], "--warmup-steps"),
+    *((["--" + name.replace("_", "-"), "1.5"], "--" + name.replace("_", "-")) for name in (
+        "fim_rate", "min_lr_ratio", "decay_fraction", "beta1", "beta2",
+    )),
+    (["--weight-decay", "-0.1"], "--weight-decay"),
+    (["--grad-clip", "-1"], "--grad-clip"),
+    (["--d-model", "100"], "--d-model 100"),
+    (["--n-heads", "5"], "--n-heads 5"),
+    (["--init", "default", "--n-layers", "3"], "--n-layers"),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("arguments", "option"), INVALID_TRAIN_OPTIONS)
+def test_train_errors_name_the_option(arguments: list[str], option: str, capsys) -> None:
+    assert main(["train", *arguments, "--dry-run"]) == 2
+    error = capsys.readouterr().err
+    assert option in error
+    assert "TrainConfig" not in error
+    field_names = [field.name for field in dataclasses.fields(TrainConfig) if "_" in field.name]
+    assert not [name for name in field_names if name in error], error
 
 
 def test_default_time_budget_applies_without_limits() -> None:
