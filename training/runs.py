@@ -37,6 +37,10 @@ PLOT_FILE = "loss.png"
 OPTIMIZER_FILE = "optimizer.safetensors"
 STATE_FILE = "training_state.json"
 STATE_VERSION = 1
+DATA_DIR = "data"
+"""Corpus manifest, tokenizer and token files, as `trainer.train` prepares them."""
+RUN_FILES = (DATA_DIR, METRICS_FILE, PLOT_FILE, f"{CHECKPOINT_DIR}.staging")
+"""Entries that a run writes before its first checkpoint."""
 
 
 def default_runs_dir() -> Path:
@@ -54,6 +58,60 @@ def new_run_dir(preset: str, runs_dir: Path | None = None) -> Path:
         path = base / f"{preset}-{stamp}-{suffix}"
         suffix += 1
     return path
+
+
+@dataclass(frozen=True)
+class RunDirBefore:
+    """State of a run folder before a command wrote to it, for `remove_unused_run_files`."""
+
+    created: tuple[Path, ...]
+    """The run folder and its ancestors that did not exist yet, deepest first; empty when it existed."""
+    entries: frozenset[str]
+    """Names in the run folder when it existed."""
+
+
+def snapshot_run_dir(run_dir: Path) -> RunDirBefore:
+    """Record which folders up to `run_dir`, and which entries in it, exist now."""
+    created = []
+    for folder in (run_dir, *run_dir.parents):
+        if folder.exists():
+            break
+        created.append(folder)
+    entries = frozenset(entry.name for entry in run_dir.iterdir()) if not created and run_dir.is_dir() else frozenset()
+    return RunDirBefore(tuple(created), entries)
+
+
+def remove_unused_run_files(run_dir: Path, before: RunDirBefore) -> list[Path]:
+    """Delete what a run that saved no checkpoint wrote into `run_dir`; return the paths removed.
+
+    Without a checkpoint, the prepared data and metrics can be neither resumed nor listed, so a folder
+    that this command created goes entirely, with the parent folders it created. In a folder that
+    existed before, only the RUN_FILES that are new go, and other files are never touched. Nothing is
+    removed once a checkpoint exists.
+    """
+    if not run_dir.is_dir() or resolve_checkpoint_dir(run_dir).is_dir():
+        return []
+    if before.created and before.created[0] == run_dir:
+        shutil.rmtree(run_dir)
+        removed = [run_dir]
+        for parent in before.created[1:]:
+            try:
+                parent.rmdir()
+            except OSError:  # not empty: something else was written there meanwhile
+                break
+            removed.append(parent)
+        return removed
+    removed = []
+    for name in RUN_FILES:
+        path = run_dir / name
+        if name in before.entries or not path.exists():
+            continue
+        if path.is_dir():
+            shutil.rmtree(path)
+        else:
+            path.unlink()
+        removed.append(path)
+    return removed
 
 
 @dataclass(frozen=True)

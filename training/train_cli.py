@@ -150,6 +150,7 @@ def _train(config: TrainConfig, run_dir: Path, resume: bool) -> int:
 
     from tiny_copilot.model.checkpoint import CheckpointError
 
+    from .runs import remove_unused_run_files, snapshot_run_dir
     from .trainer import train
 
     def say(line: str) -> None:
@@ -157,11 +158,21 @@ def _train(config: TrainConfig, run_dir: Path, resume: bool) -> int:
 
     if config.stop_time_s == DEFAULT_TIME_BUDGET_S and config.time_budget_s is None:
         say(f"no --time-budget or --max-steps given: training for {DEFAULT_TIME_BUDGET_S / 60:.0f} minutes")
+    before = snapshot_run_dir(run_dir)
     try:
         outcome = train(config, run_dir, resume=resume, command=shlex.join(["tiny-copilot", *sys.argv[1:]]), say=say)
-    except (CheckpointError, FileNotFoundError, ValueError) as exc:
-        print(f"tiny-copilot train: error: {exc}", file=sys.stderr)
-        return 1
+    except BaseException as exc:
+        # Bad data, a broken checkpoint or Ctrl-C before the first save: leave no unusable run behind.
+        expected = isinstance(exc, (CheckpointError, FileNotFoundError, ValueError))
+        if expected:
+            print(f"tiny-copilot train: error: {exc}", file=sys.stderr)
+        removed = remove_unused_run_files(run_dir, before) if _is_main_process() else []
+        if removed:
+            print(f"tiny-copilot train: removed {removed[0] if removed[0] == run_dir else ', '.join(map(str, removed))} "
+                  "because the run saved no checkpoint", file=sys.stderr)  # fmt: skip
+        if expected:
+            return 1
+        raise
 
     if outcome.checkpoint_dir is None:
         return 130 if outcome.interrupted else 0
@@ -194,6 +205,11 @@ def _dry_run(config: TrainConfig) -> int:
     flops = model_flops_per_token(model_config, total, model_config.max_seq_len)
     print(f"training FLOPs per token (6 N + 12 L D T): {flops / 1e6:.1f} M")
     return 0
+
+
+def _is_main_process() -> bool:
+    """Return whether this is rank 0, the process that writes the run folder (always, without torchrun)."""
+    return os.environ.get("RANK", "0") == "0"
 
 
 def _newest_run(runs_dir: Path, list_runs: Any) -> Path:
