@@ -81,6 +81,13 @@ def metric_rows(result: dict[str, Any] | None) -> list[str]:
     if humaneval:
         rows.append(f"| HumanEval single-line infilling exact match ({humaneval['tasks']} tasks) | python | {humaneval['exact_match']:.3f} |")
         rows.append(f"| HumanEval single-line infilling pass rate | python | {humaneval['pass_rate']:.3f} |")
+        # Evaluations before the empty-hole baseline existed lack these figures.
+        if humaneval.get("empty_hole_pass_rate") is not None:
+            rows.append(f"| HumanEval pass rate with the hole left empty (baseline) | python | {humaneval['empty_hole_pass_rate']:.3f} |")
+            rows.append(
+                f"| HumanEval pass rate on the {humaneval['tasks_where_empty_fails']} tasks that fail with the hole left empty "
+                f"| python | {_rate(humaneval['pass_rate_where_empty_fails'])} |"
+            )
     typing = result.get("typing", {})
     if "model" in typing:
         rows.append(f"| typing replay: keystrokes saved | all | {typing['model']['keystrokes_saved']:.1%} |")
@@ -88,6 +95,10 @@ def metric_rows(result: dict[str, Any] | None) -> list[str]:
         baseline = typing["baseline_word_completion"]["keystrokes_saved"]
         rows.append(f"| typing replay: word-completion baseline | all | {baseline:.1%} |")
     return rows
+
+
+def _rate(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:.3f}"
 
 
 def render() -> str:

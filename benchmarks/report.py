@@ -131,11 +131,19 @@ def _eval_row(name: str, results: dict[str, Any], eval_dir: Path, base: Path) ->
         _percent(line.get("exact_match")),
         _number(line.get("edit_similarity"), "{:.1f}"),
         _number(humaneval.get("exact_match"), "{:.3f}"),
-        _number(humaneval.get("pass_rate"), "{:.3f}"),
+        _humaneval_pass(humaneval),
         _percent(model.get("keystrokes_saved")),
         _number(typing.get("ratio_to_baseline"), "{:.2f}x"),
     ]
     return "| " + " | ".join(cells) + " |"
+
+
+def _humaneval_pass(summary: dict[str, Any]) -> str:
+    """Return the pass rate, with the empty-hole baseline beside it when the evaluation measured one."""
+    cell = _number(summary.get("pass_rate"), "{:.3f}")
+    if summary.get("empty_hole_pass_rate") is not None:
+        cell += f" (empty hole {summary['empty_hole_pass_rate']:.3f})"
+    return cell
 
 
 def _configuration(row: dict[str, Any]) -> str:

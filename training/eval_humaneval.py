@@ -12,13 +12,13 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Iterable
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
 from .eval_line import Suggest
-from .eval_metrics import edit_similarity, exact_match, first_line, mean
-from .eval_sandbox import SandboxLimits, network_isolation, run_python
+from .eval_metrics import edit_similarity, exact_match, first_line, mean, pass_rates_against_empty_hole
+from .eval_sandbox import SandboxLimits, SandboxResult, network_isolation, run_python
 
 log = logging.getLogger(__name__)
 
@@ -107,11 +107,13 @@ def evaluate_infilling(
 ) -> dict[str, Any]:
     """Ask `suggest` for every task's hole, score exact match and edit similarity, run the programs.
 
-    The suggestion's first line goes into the hole. Programs run in the sandbox on `workers` threads
-    while the model works on the next tasks; each result records its status.
+    The suggestion's first line goes into the hole. With `execute`, each task also runs once with the
+    hole left empty, in the same sandbox, for the empty-hole baseline (METRIC_DEFINITIONS in
+    eval_metrics). Programs run on `workers` threads while the model works on the next tasks, and
+    each record keeps both statuses.
     """
     records: list[dict[str, Any]] = []
-    futures = []
+    runs: list[tuple[Future[SandboxResult], Future[SandboxResult]]] = []
     started = time.perf_counter()
     with ThreadPoolExecutor(max_workers=workers) as pool:
         for task in tasks:
@@ -128,18 +130,33 @@ def evaluate_infilling(
                 }
             )
             if execute:
-                futures.append(pool.submit(run_python, task.program(line), limits))
-        for record, future in zip(records, futures):
-            result = future.result()
-            record["execution"] = result.status
+                empty_run = pool.submit(run_python, task.program(""), limits)
+                # An empty suggestion makes the same program as the empty hole, so it runs once.
+                model_run = empty_run if line == "" else pool.submit(run_python, task.program(line), limits)
+                runs.append((model_run, empty_run))
+        for record, (model_run, empty_run) in zip(records, runs):
+            record["execution"] = model_run.result().status
+            record["empty_hole_execution"] = empty_run.result().status
     elapsed_s = time.perf_counter() - started
 
+    executed = {
+        "pass_rate": None,
+        "empty_hole_pass_rate": None,
+        "tasks_where_empty_fails": None,
+        "pass_rate_where_empty_fails": None,
+        "gain_over_empty_hole": None,
+    }
+    if execute:
+        executed = pass_rates_against_empty_hole(
+            [r["execution"] == "passed" for r in records], [r["empty_hole_execution"] == "passed" for r in records]
+        )
     summary: dict[str, Any] = {
         "tasks": len(records),
         "exact_match": mean([float(r["exact_match"]) for r in records]),
         "edit_similarity": mean([r["edit_similarity"] for r in records]),
-        "pass_rate": mean([float(r["execution"] == "passed") for r in records]) if execute else None,
+        **executed,
         "timeouts": sum(r.get("execution") == "timeout" for r in records),
+        "empty_hole_timeouts": sum(r.get("empty_hole_execution") == "timeout" for r in records),
         "elapsed_s": elapsed_s,
         "sandbox": {
             "timeout_s": limits.timeout_s,
@@ -148,5 +165,8 @@ def evaluate_infilling(
         },
         "published_exact_match": PUBLISHED_EXACT_MATCH,
     }
-    log.info("HumanEval infilling: %d tasks, EM %.3f, in %.0f s", len(records), summary["exact_match"] or 0, elapsed_s)
+    log.info(
+        "HumanEval infilling: %d tasks, EM %.3f, pass rate %s (empty hole %s), in %.0f s",
+        len(records), summary["exact_match"] or 0, summary["pass_rate"], summary["empty_hole_pass_rate"], elapsed_s,
+    )  # fmt: skip
     return {"summary": summary, "records": records}

@@ -29,6 +29,17 @@ METRIC_DEFINITIONS: dict[str, str] = {
         "Share of HumanEval infilling tasks whose function, with the suggested line put in the hole, passes "
         "the problem's tests in the sandbox."
     ),
+    "empty_hole_pass_rate": (
+        "Share of HumanEval infilling tasks whose tests pass with the hole left empty (the removed line "
+        "replaced by nothing), run in the same sandbox and the same run as the model's programs. The tests "
+        "do not need the removed line of these tasks, so any suggestion that keeps the program valid passes "
+        "them: this is the pass rate of a model that never suggests anything."
+    ),
+    "pass_rate_where_empty_fails": (
+        "The model's pass rate on only the tasks whose tests fail with the hole left empty, so that every "
+        "pass counted needs a right line. gain_over_empty_hole is pass_rate minus empty_hole_pass_rate, both "
+        "over all tasks."
+    ),
     "keystrokes_saved": (
         "Typing replay: 1 - (characters typed by hand + one keystroke per accepted suggestion) / characters in "
         "the replayed text. The indentation at the start of each line is inserted by the simulated editor "
@@ -61,6 +72,27 @@ def edit_similarity(prediction: str, reference: str) -> float:
         return 100.0
     # With substitutions costing 2, the edit distance is len(a) + len(b) - 2 * LCS(a, b).
     return 100.0 * 2 * _longest_common_subsequence(a, b) / (len(a) + len(b))
+
+
+def pass_rates_against_empty_hole(model_passed: Sequence[bool], empty_passed: Sequence[bool]) -> dict[str, float | int | None]:
+    """Compare the model's sandbox results with the empty-hole baseline, task by task.
+
+    Both sequences contain one entry per task, in the same order. A timeout counts as not passed.
+    Return pass_rate, empty_hole_pass_rate, tasks_where_empty_fails, pass_rate_where_empty_fails
+    and gain_over_empty_hole, as METRIC_DEFINITIONS defines them; a rate over no tasks is None.
+    """
+    if len(model_passed) != len(empty_passed):
+        raise ValueError(f"{len(model_passed)} model results but {len(empty_passed)} empty-hole results; pass one of each per task")
+    pass_rate = mean([float(passed) for passed in model_passed])
+    empty_hole_pass_rate = mean([float(passed) for passed in empty_passed])
+    needing_line = [float(model) for model, empty in zip(model_passed, empty_passed) if not empty]
+    return {
+        "pass_rate": pass_rate,
+        "empty_hole_pass_rate": empty_hole_pass_rate,
+        "tasks_where_empty_fails": len(needing_line),
+        "pass_rate_where_empty_fails": mean(needing_line),
+        "gain_over_empty_hole": None if pass_rate is None or empty_hole_pass_rate is None else pass_rate - empty_hole_pass_rate,
+    }
 
 
 def bits_per_byte(nll_nats: float, n_bytes: int) -> float:

@@ -101,3 +101,47 @@ def test_report_reads_a_bare_list_of_rows(report, tmp_path):
     path = tmp_path / "throughput.json"
     path.write_text(json.dumps([{"tokens_per_s": 1.0}]), encoding="utf-8")
     assert report.read_throughput_rows(path) == [{"tokens_per_s": 1.0}]
+
+
+def test_report_shows_empty_hole_pass_rate(report, layout):
+    results = _eval_results()
+    results["humaneval"]["summary"]["empty_hole_pass_rate"] = 0.05
+    (layout / "eval" / "shipped" / "eval.json").write_text(json.dumps(results), encoding="utf-8")
+    (layout / "README.md").write_text(_readme(report), encoding="utf-8")
+
+    assert _run(report, layout) == 0
+
+    row = next(line for line in (layout / "README.md").read_text(encoding="utf-8").splitlines() if line.startswith("| [shipped]"))
+    assert "| 0.100 (empty hole 0.050) |" in row
+
+
+def test_report_of_older_eval_omits_baseline(report, layout):
+    (layout / "README.md").write_text(_readme(report), encoding="utf-8")
+    assert _run(report, layout) == 0
+
+    row = next(line for line in (layout / "README.md").read_text(encoding="utf-8").splitlines() if line.startswith("| [shipped]"))
+    assert "| 0.100 |" in row
+    assert "empty hole" not in row
+
+
+@pytest.fixture(scope="module")
+def model_card():
+    spec = importlib.util.spec_from_file_location("benchmarks_model_card", REPORT_SCRIPT.with_name("model_card.py"))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_model_card_lists_the_empty_hole_baseline(model_card):
+    results = _eval_results()
+    results["line_completion"]["by_language"] = {}
+    results["humaneval"]["summary"].update(
+        {"tasks": 1033, "empty_hole_pass_rate": 0.0316, "tasks_where_empty_fails": 1000, "pass_rate_where_empty_fails": 0.0274}
+    )
+    results["typing"] = {}
+
+    rows = model_card.metric_rows(results)
+
+    assert "| HumanEval single-line infilling pass rate | python | 0.100 |" in rows
+    assert "| HumanEval pass rate with the hole left empty (baseline) | python | 0.032 |" in rows
+    assert "| HumanEval pass rate on the 1000 tasks that fail with the hole left empty | python | 0.027 |" in rows
