@@ -78,6 +78,13 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         help="characters typed per file in the replay (default: %(default)s)",
     )
     parser.add_argument(
+        "--ablations",
+        type=Path,
+        metavar="PATH",
+        help="ablations.json of benchmarks/ablations.py to quote beside missed targets "
+        "(default: OUT/../ablations/ablations.json when it exists)",
+    )
+    parser.add_argument(
         "--settings",
         type=_json_object,
         default={},
@@ -119,6 +126,7 @@ def _run(args: argparse.Namespace) -> int:
             humaneval_execute=not args.no_execute,
             skip_humaneval=args.skip_humaneval,
             skip_typing=args.skip_typing,
+            ablations=args.ablations,
             settings=args.settings,
             replay=ReplayLimits(max_files=args.typing_files, max_chars_per_file=args.typing_chars),
         )

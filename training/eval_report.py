@@ -11,6 +11,7 @@ import logging
 from pathlib import Path
 from typing import Any
 
+from .eval_ablations import ablation_lines
 from .eval_metrics import METRIC_DEFINITIONS
 
 log = logging.getLogger(__name__)
@@ -25,7 +26,11 @@ TARGETS: dict[str, tuple[str, float]] = {
 
 
 def target_checks(results: dict[str, Any]) -> dict[str, dict[str, Any]]:
-    """Compare the measured figures with the shipped model's targets; a figure not measured is None."""
+    """Compare the measured figures with the shipped model's targets.
+
+    Each check has the target, the measured figure, "met" (None when not measured) and "gap", how far
+    the figure falls short of the target in its own unit (None unless the target is missed).
+    """
     line = results.get("line_completion", {}).get("overall", {})
     humaneval = results.get("humaneval", {}).get("summary", {})
     typing = results.get("typing", {})
@@ -36,10 +41,12 @@ def target_checks(results: dict[str, Any]) -> dict[str, dict[str, Any]]:
         "typing_keystrokes_saved": typing.get("model", {}).get("keystrokes_saved"),
         "typing_ratio_to_baseline": typing.get("ratio_to_baseline"),
     }
-    return {
-        key: {"name": name, "target": target, "measured": measured[key], "met": None if measured[key] is None else measured[key] >= target}
-        for key, (name, target) in TARGETS.items()
-    }
+    checks = {}
+    for key, (name, target) in TARGETS.items():
+        value = measured[key]
+        met = None if value is None else value >= target
+        checks[key] = {"name": name, "target": target, "measured": value, "met": met, "gap": target - value if met is False else None}
+    return checks
 
 
 def write_json(results: dict[str, Any], path: Path) -> None:
@@ -64,12 +71,17 @@ def markdown_lines(results: dict[str, Any], plots: dict[str, str]) -> list[str]:
         "",
         "## Targets",
         "",
-        "| figure | target | measured | met |",
-        "|---|---|---|---|",
+        "| figure | target | measured | met | short by |",
+        "|---|---|---|---|---|",
     ]
     for check in results["targets"].values():
         met = {True: "yes", False: "**no**", None: "not measured"}[check["met"]]
-        lines.append(f"| {check['name']} | {_fmt(check['target'])} | {_fmt(check['measured'])} | {met} |")
+        short = ""
+        if check["gap"] is not None:
+            short = f"{_fmt(check['gap'])} ({check['measured'] / check['target']:.0%} of the target)"
+        lines.append(f"| {check['name']} | {_fmt(check['target'])} | {_fmt(check['measured'])} | {met} | {short} |")
+    if results.get("ablations"):
+        lines += ablation_lines(results["targets"], results["ablations"])
 
     if "bits_per_byte" in results:
         lines += ["", "## Bits per byte (left to right)", "", "| language | files | bytes | bits/byte |", "|---|---|---|---|"]
@@ -96,6 +108,7 @@ def markdown_lines(results: dict[str, Any], plots: dict[str, str]) -> list[str]:
             f"{_fmt(summary['edit_similarity'])}, pass rate {_fmt(summary['pass_rate'])} ({summary['timeouts']} timeouts). "
             f"Sandbox: {sandbox['timeout_s']} s wall clock, {sandbox['memory_mb']} MiB address space, temporary working "
             f"folder, network isolation: {sandbox['network_isolation']}.",
+            *_empty_hole_lines(summary),
             "",
             "Published exact match for comparison: "
             + ", ".join(f"{name} {value:.2f}" for name, value in summary["published_exact_match"].items())
@@ -109,6 +122,19 @@ def markdown_lines(results: dict[str, Any], plots: dict[str, str]) -> list[str]:
         lines += ["", "## Plots", ""] + [f"![{name}]({file})" for name, file in plots.items()]
     lines += ["", "## Metric definitions", ""] + [f"- **{name}**: {text}" for name, text in METRIC_DEFINITIONS.items()]
     return lines
+
+
+def _empty_hole_lines(summary: dict[str, Any]) -> list[str]:
+    if summary.get("empty_hole_pass_rate") is None:
+        return []
+    return [
+        "",
+        f"With the hole left empty, {_fmt(summary['empty_hole_pass_rate'])} of the tasks pass "
+        f"({summary['empty_hole_timeouts']} timeouts): their tests do not need the removed line, so the pass rate "
+        f"counts them for any suggestion that keeps the program valid. On the {summary['tasks_where_empty_fails']} "
+        f"tasks whose tests fail with an empty hole, the model's pass rate is {_fmt(summary['pass_rate_where_empty_fails'])}; "
+        f"its gain over the empty hole on all tasks is {_fmt_signed(summary['gain_over_empty_hole'])}.",
+    ]
 
 
 def _typing_lines(typing: dict[str, Any]) -> list[str]:
@@ -222,3 +248,7 @@ def _save(figure: Any, path: Path) -> str:
 
 def _fmt(value: Any, pattern: str = "{:.3g}") -> str:
     return "n/a" if value is None else pattern.format(value)
+
+
+def _fmt_signed(value: float | None) -> str:
+    return _fmt(value, "{:+.3g}")

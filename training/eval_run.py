@@ -8,6 +8,7 @@ report.md and the plots go into the output folder.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import os
@@ -18,7 +19,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .eval_data import HeldOutSet, ManifestError, held_out_from_data, held_out_from_manifest
+from .eval_ablations import default_ablations_path, read_ablations
+from .eval_data import EvalFile, HeldOutSet, ManifestError, held_out_from_data, held_out_from_manifest
 from .eval_humaneval import evaluate_infilling, load_problems, single_line_tasks
 from .eval_line import Suggest, evaluate_line_completion, sample_line_cases
 from .eval_metrics import METRIC_DEFINITIONS
@@ -59,6 +61,10 @@ class EvalConfig:
     """Run the infilled programs against their tests in the sandbox."""
     skip_humaneval: bool = False
     skip_typing: bool = False
+    ablations: Path | None = None
+    """ablations.json of benchmarks/ablations.py, quoted in the report beside missed targets. None looks
+    for `<out_dir>/../ablations/ablations.json` (the layout of benchmarks/eval/) and quotes nothing when
+    that file is absent."""
     settings: dict[str, Any] = field(default_factory=dict)
     """Server settings as an editor sends them (camelCase JSON); the defaults when empty. They go to the
     in-process completer and, as initializationOptions, to the server of the typing replay."""
@@ -123,18 +129,20 @@ def run_evaluation(config: EvalConfig) -> dict[str, Any]:
     checkpoint = load_checkpoint(config.checkpoint)
     manifest = find_manifest(checkpoint.path, checkpoint.meta, config.manifest)
     held_out = held_out_from_data(config.data, manifest) if config.data else held_out_from_manifest(manifest)
-    files = held_out.files
-    if len(files) > config.limit_files:
-        files = sorted(rng.sample(files, config.limit_files), key=lambda f: f.name)
+    files = select_files(held_out.files, config.limit_files, rng)
+    checkpoint_info = checkpoint_summary(checkpoint)
+    # Read now, so that a wrong --ablations file fails before minutes of model work.
+    ablations_path = config.ablations or default_ablations_path(config.out_dir)
+    ablations = read_ablations(ablations_path, checkpoint_info["weights_sha256"], config.out_dir, required=config.ablations is not None)
     results: dict[str, Any] = {
         "format": RESULTS_FORMAT,
-        "checkpoint": _checkpoint_summary(checkpoint),
+        "checkpoint": checkpoint_info,
         "config": _config_summary(config),
         "held_out": _held_out_summary(held_out, files),
         "environment": {"python": platform.python_version(), "torch": torch.__version__, "cpus": os.cpu_count()},
     }
-    suggest, settings = _completer_suggest(checkpoint, config.settings)
-    results["completer_settings"] = asdict(settings)
+    suggest, completer = completer_suggest(checkpoint, config.settings)
+    results["completer_settings"] = asdict(completer.settings)
     timing["load"] = time.perf_counter() - started
 
     # 2. Quality in this process, through the same Completer the server uses.
@@ -161,7 +169,7 @@ def run_evaluation(config: EvalConfig) -> dict[str, Any]:
         timing["humaneval"] = time.perf_counter() - section
 
     # 3. Speed and usefulness through the real server; free this process's model first.
-    del suggest, checkpoint
+    del suggest, completer, checkpoint
     if not config.skip_typing:
         section = time.perf_counter()
         spans = plan_spans(files, config.replay, rng)
@@ -173,6 +181,8 @@ def run_evaluation(config: EvalConfig) -> dict[str, Any]:
     timing["total"] = time.perf_counter() - started
     results["timing_s"] = timing
     results["targets"] = target_checks(results)
+    if ablations is not None:
+        results["ablations"] = ablations
     results["metric_definitions"] = METRIC_DEFINITIONS
     metrics_jsonl = config.checkpoint.expanduser().resolve().parent / METRICS_FILE
     plots = write_plots(results, config.out_dir, metrics_jsonl if metrics_jsonl.is_file() else None)
@@ -181,8 +191,19 @@ def run_evaluation(config: EvalConfig) -> dict[str, Any]:
     return results
 
 
-def _completer_suggest(checkpoint: Any, settings_json: dict[str, Any]) -> tuple[Suggest, Any]:
-    """Wrap the server's Completer as a Suggest function: single-line suggestions, every language enabled."""
+def select_files(files: list[EvalFile], limit: int, rng: random.Random) -> list[EvalFile]:
+    """Return at most `limit` of `files`, drawn with `rng` and sorted by name, or all of them when they fit."""
+    if len(files) <= limit:
+        return files
+    return sorted(rng.sample(files, limit), key=lambda f: f.name)
+
+
+def completer_suggest(checkpoint: Any, settings_json: dict[str, Any]) -> tuple[Suggest, Any]:
+    """Wrap the server's Completer as a Suggest function: single-line suggestions, every language enabled.
+
+    Return the function and the `Completer` behind it. Its `settings` and `budget` (token budgets
+    fitted to the model's context) are what the suggestions used.
+    """
     import dataclasses
 
     import torch
@@ -201,13 +222,17 @@ def _completer_suggest(checkpoint: Any, settings_json: dict[str, Any]) -> tuple[
         suggestion = completer.complete(text, offset, language_id=language_id)
         return suggestion.text if suggestion is not None else ""
 
-    return suggest, settings
+    return suggest, completer
 
 
-def _checkpoint_summary(checkpoint: Any) -> dict[str, Any]:
+def checkpoint_summary(checkpoint: Any) -> dict[str, Any]:
+    """Describe a loaded checkpoint for a results file; `weights_sha256` identifies its weights."""
+    from tiny_copilot.model.checkpoint import WEIGHTS_FILE
+
     meta = checkpoint.meta
     return {
         "path": str(checkpoint.path),
+        "weights_sha256": hashlib.sha256((checkpoint.path / WEIGHTS_FILE).read_bytes()).hexdigest(),
         "parameters": checkpoint.model.num_parameters(),
         "model": checkpoint.config.to_dict(),
         "step": meta.get("step"),
