@@ -27,7 +27,13 @@ import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
-from tiny_copilot.model.checkpoint import CheckpointError, read_checkpoint_meta, save_checkpoint
+from tiny_copilot.model.checkpoint import (
+    CONFIG_FILE,
+    CheckpointError,
+    read_checkpoint_meta,
+    save_checkpoint,
+    shipped_checkpoint_path,
+)
 from tiny_copilot.model.tokenizer import CodeTokenizer
 from tiny_copilot.model.transformer import GPT
 
@@ -185,6 +191,51 @@ def resolve_checkpoint_dir(run_dir: Path) -> Path:
     return final
 
 
+def resume_checkpoint_dir(run_dir: Path) -> Path:
+    """Return the checkpoint folder that `--resume --out run_dir` continues from.
+
+    Raises CheckpointError naming what `run_dir` is instead (missing, a model checkpoint folder, a run
+    that stopped before its first save, some other folder) and the command that fits it.
+    """
+    checkpoint_dir = resolve_checkpoint_dir(run_dir)
+    if checkpoint_dir.is_dir():
+        return checkpoint_dir
+    if not run_dir.exists():
+        raise CheckpointError(f"--resume: {run_dir} does not exist; pass a run folder with --out (`tiny-copilot models` lists them)")
+    if not run_dir.is_dir():
+        raise CheckpointError(f"--resume: {run_dir} is a file, not a run folder; pass a run folder with --out")
+    if (run_dir / CONFIG_FILE).is_file():
+        raise CheckpointError(_resume_of_checkpoint_message(run_dir))
+    if any((run_dir / name).exists() for name in RUN_FILES):
+        raise CheckpointError(
+            f"--resume: the run in {run_dir} stopped before its first checkpoint, so there is nothing to resume; "
+            f"start it again without --resume (same --out)"
+        )
+    raise CheckpointError(
+        f"--resume: {run_dir} is not a run folder (it has no {CHECKPOINT_DIR}/ folder); pass a run folder with --out "
+        "(`tiny-copilot models` lists them), or start a new run without --resume"
+    )
+
+
+def _resume_of_checkpoint_message(checkpoint_dir: Path) -> str:
+    """Explain that `checkpoint_dir` is a model checkpoint folder, not a run, and what to pass instead."""
+    if (checkpoint_dir / STATE_FILE).is_file() and checkpoint_dir.name in (CHECKPOINT_DIR, f"{CHECKPOINT_DIR}.old"):
+        return (
+            f"--resume: {checkpoint_dir} is the checkpoint folder of the run {checkpoint_dir.parent}; "
+            f"pass the run folder: --resume --out {checkpoint_dir.parent}"
+        )
+    if checkpoint_dir.resolve() == shipped_checkpoint_path().resolve():
+        init = "default"
+        what = "the default model installed with tiny-copilot"
+    else:
+        init = str(checkpoint_dir)
+        what = "a model checkpoint folder (weights, config and tokenizer, no training state)"
+    return (
+        f"--resume: {checkpoint_dir} is {what}, not a training run, so there is nothing to resume; "
+        f"to train it further on your code, start a new run from it: tiny-copilot train --init {init} --out NEW_RUN_FOLDER"
+    )
+
+
 def read_training_state(checkpoint_dir: Path) -> TrainingState:
     """Read training_state.json; raise CheckpointError when it is missing or invalid."""
     data = _read_state_json(checkpoint_dir)
@@ -287,8 +338,8 @@ def _read_state_json(checkpoint_dir: Path) -> dict[str, Any]:
         data = json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError as exc:
         raise CheckpointError(
-            f"{path} not found: this checkpoint has no training state (it may be an exported model); "
-            "use --init to fine-tune it instead of --resume"
+            f"{path} not found: {checkpoint_dir} contains a model but no training state, so it cannot be resumed; "
+            f"to train it further, start a new run from it: tiny-copilot train --init {checkpoint_dir} --out NEW_RUN_FOLDER"
         ) from exc
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise CheckpointError(f"{path} is not valid JSON ({exc}); resume is not possible, start a new run") from exc

@@ -125,13 +125,13 @@ def _run(args: argparse.Namespace) -> int:
     os.environ.setdefault(*PASSIVE_WAIT)
     from tiny_copilot.model.checkpoint import CheckpointError
 
-    from .runs import default_runs_dir, list_runs, new_run_dir, read_training_state, resolve_checkpoint_dir
+    from .runs import default_runs_dir, list_runs, new_run_dir, read_training_state, resume_checkpoint_dir
 
     given = config_from_args(args)
     try:
         if args.resume:
-            run_dir = Path(given["out_dir"]) if "out_dir" in given else _newest_run(default_runs_dir(), list_runs)
-            saved = read_training_state(resolve_checkpoint_dir(run_dir)).training_config
+            run_dir = Path(given["out_dir"]).expanduser() if "out_dir" in given else _newest_run(default_runs_dir(), list_runs)
+            saved = read_training_state(resume_checkpoint_dir(run_dir)).training_config
             config = resume_config(saved, given)
         else:
             config = TrainConfig(**given)

@@ -16,6 +16,7 @@ import torch
 from safetensors.torch import load_file, save_file
 from train_runner import RUN_TIMEOUT_S, TINY_RUN_ARGS, metrics_rows, run_train, train_command
 
+from tiny_copilot.model.checkpoint import shipped_checkpoint_path
 from tiny_copilot.training.cli import main
 
 RESUME_ARGS = ("--max-steps", "150", "--checkpoint-interval", "10", "--eval-interval", "50", "--log-interval", "1")
@@ -146,7 +147,9 @@ def test_invalid_training_state_raises_checkpoint_error(broken_run: Path, capsys
 
 def test_missing_training_state_suggests_init(broken_run: Path, capsys, keep_torch_threads) -> None:
     (broken_run / "checkpoint" / "training_state.json").unlink()
-    assert "use --init to fine-tune it instead of --resume" in _resume_error(broken_run, capsys)
+    error = _resume_error(broken_run, capsys)
+    assert "contains a model but no training state" in error
+    assert f"tiny-copilot train --init {broken_run / 'checkpoint'} --out" in error
 
 
 def test_corrupt_optimizer_state_raises_checkpoint_error(broken_run: Path, capsys, keep_torch_threads) -> None:
@@ -167,7 +170,45 @@ def test_mismatched_optimizer_state_raises_checkpoint_error(broken_run: Path, ca
 def test_resume_without_checkpoint_says_so(tmp_path: Path, capsys) -> None:
     (tmp_path / "run").mkdir()
     assert main(["train", "--resume", "--out", str(tmp_path / "run")]) == 2
-    assert "training_state.json not found" in capsys.readouterr().err
+    error = capsys.readouterr().err
+    assert f"{tmp_path / 'run'} is not a run folder (it has no checkpoint/ folder)" in error
+    assert "exported" not in error
+
+
+def test_resume_of_exported_checkpoint_suggests_init(untrained_checkpoint: Path, capsys) -> None:
+    assert main(["train", "--resume", "--out", str(untrained_checkpoint)]) == 2
+    error = capsys.readouterr().err
+    assert f"{untrained_checkpoint} is a model checkpoint folder" in error
+    assert "not a training run, so there is nothing to resume" in error
+    assert f"tiny-copilot train --init {untrained_checkpoint} --out" in error
+
+
+def test_resume_of_shipped_model_suggests_init_default(capsys) -> None:
+    shipped = shipped_checkpoint_path()
+    if not (shipped / "config.json").is_file():
+        pytest.skip("no default model is installed")
+    assert main(["train", "--resume", "--out", str(shipped)]) == 2
+    error = capsys.readouterr().err
+    assert f"{shipped} is the default model installed with tiny-copilot" in error
+    assert "tiny-copilot train --init default --out" in error
+
+
+def test_resume_of_run_checkpoint_names_run(uninterrupted_run: Path, capsys) -> None:
+    assert main(["train", "--resume", "--out", str(uninterrupted_run / "checkpoint")]) == 2
+    error = capsys.readouterr().err
+    assert f"is the checkpoint folder of the run {uninterrupted_run}" in error
+    assert f"--resume --out {uninterrupted_run}" in error
+
+
+def test_resume_of_missing_folder_says_so(tmp_path: Path, capsys) -> None:
+    assert main(["train", "--resume", "--out", str(tmp_path / "missing")]) == 2
+    assert f"{tmp_path / 'missing'} does not exist" in capsys.readouterr().err
+
+
+def test_resume_of_run_without_checkpoint_says_so(tmp_path: Path, capsys) -> None:
+    (tmp_path / "run" / "data").mkdir(parents=True)
+    assert main(["train", "--resume", "--out", str(tmp_path / "run")]) == 2
+    assert "stopped before its first checkpoint, so there is nothing to resume" in capsys.readouterr().err
 
 
 def test_interrupted_save_falls_back_to_old_checkpoint(broken_run: Path, capsys, keep_torch_threads) -> None:
