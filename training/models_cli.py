@@ -12,8 +12,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
         "models",
         help="list trained models, or the presets",
-        description="List the runs under the runs folder: name, preset, parameters, step, validation bits per byte, "
-        "date of the last checkpoint and the checkpoint folder to pass to --checkpoint or --init.",
+        description="List the runs under the runs folder: name, preset (with * when shape options changed it), "
+        "parameters, step, validation bits per byte, date of the last checkpoint as recorded in it, and the "
+        "checkpoint folder to pass to --checkpoint or --init.",
     )
     parser.add_argument("--runs-dir", type=Path, metavar="DIR", help="folder of runs (default: <user data folder>/tiny-copilot/runs)")
     parser.add_argument("--presets", action="store_true", help="list the size presets with their exact parameter counts instead")
@@ -53,15 +54,29 @@ def _run(args: argparse.Namespace) -> int:
                 f"{s.parameters / 1e6:.2f}M" if s.parameters else "?",
                 str(s.step) if s.step is not None else "?",
                 f"{s.val_bpb:.3f}" if s.val_bpb is not None else "-",
-                s.saved_at,
+                s.saved_at or "-",
                 str(s.path),
             )
             for s in summaries
         ]
         _print_table(table)
+        for line in _preset_footnotes(summaries):
+            print(line)
     for problem in problems:
         print(f"skipped {problem}", file=sys.stderr)
     return 0
+
+
+def _preset_footnotes(summaries: list) -> list[str]:
+    """Explain each PRESET shown with a `*`: the preset changed by shape options."""
+    lines = []
+    for summary in summaries:
+        if not summary.preset.endswith("*"):
+            continue
+        base = summary.preset.removesuffix("*")
+        change = f"with {summary.shape_options}" if summary.shape_options else "with a changed shape (see its config.json)"
+        lines.append(f"* {summary.name}: the {base} preset {change}")
+    return lines
 
 
 def _print_presets(as_json: bool) -> int:

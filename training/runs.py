@@ -399,29 +399,50 @@ class RunSummary:
 
     name: str
     preset: str
+    """Preset name, with a `*` when shape options changed it, or "fine-tuned from ..."."""
     parameters: int | None
     step: int | None
     val_bpb: float | None
-    saved_at: str
+    saved_at: str | None
+    """Local time of the save as recorded in config.json; None when the checkpoint does not record it."""
     path: Path
+    shape_options: str | None = None
+    """The options that changed the preset, such as "--seq-len 512", when `preset` ends with `*`."""
+
+
+SHAPE_OPTION_FIELDS = ("vocab_size", "d_model", "n_layers", "n_heads", "seq_len")
+"""TrainConfig fields that change a preset's shape, so that the preset is shown with a `*`."""
 
 
 def summarize_checkpoint(name: str, checkpoint_dir: Path) -> RunSummary:
-    """Summarize a checkpoint folder from its config.json alone; raise CheckpointError when unreadable."""
+    """Summarize a checkpoint folder from its config.json alone; raise CheckpointError when unreadable.
+
+    Only what config.json records is shown. File times give when the files were copied or cloned,
+    not when the model was trained, so a checkpoint without `saved_at` has no date.
+    """
     meta = read_checkpoint_meta(checkpoint_dir)
     val = meta.get("val") or {}
-    saved_at = meta.get("saved_at") or time.strftime(
-        "%Y-%m-%d %H:%M", time.localtime((checkpoint_dir / "config.json").stat().st_mtime)
-    )
+    preset = str(meta.get("preset", "?"))
     return RunSummary(
         name=name,
-        preset=str(meta.get("preset", "?")),
+        preset=preset,
         parameters=meta.get("parameters"),
         step=meta.get("step"),
         val_bpb=val.get("bpb"),
-        saved_at=saved_at,
+        saved_at=meta.get("saved_at") or None,
         path=checkpoint_dir,
+        shape_options=_shape_options(meta) if preset.endswith("*") else None,
     )
+
+
+def _shape_options(meta: dict[str, Any]) -> str | None:
+    from .train_config import flag_of
+
+    config = meta.get("training_config")
+    if not isinstance(config, dict):
+        return None
+    given = [f"{flag_of(name)} {config[name]}" for name in SHAPE_OPTION_FIELDS if config.get(name) is not None]
+    return " ".join(given) or None
 
 
 def list_runs(runs_dir: Path) -> tuple[list[RunSummary], list[str]]:
@@ -438,5 +459,5 @@ def list_runs(runs_dir: Path) -> tuple[list[RunSummary], list[str]]:
             summaries.append(summarize_checkpoint(run_dir.name, checkpoint_dir))
         except (CheckpointError, OSError) as exc:
             problems.append(f"{run_dir}: {exc}")
-    summaries.sort(key=lambda s: s.saved_at, reverse=True)
+    summaries.sort(key=lambda s: s.saved_at or "", reverse=True)
     return summaries, problems

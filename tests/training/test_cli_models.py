@@ -3,11 +3,19 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
+import time
 from pathlib import Path
 
-from tiny_copilot.model.checkpoint import load_checkpoint
+import pytest
+
+from tiny_copilot.model.checkpoint import load_checkpoint, save_checkpoint, shipped_checkpoint_path
+from tiny_copilot.model.config import ModelConfig
+from tiny_copilot.model.tokenizer import CodeTokenizer
+from tiny_copilot.model.transformer import GPT
 from tiny_copilot.training.cli import main
+from tiny_copilot.training.train_config import TrainConfig
 
 
 def test_models_lists_trained_run(trained_checkpoint: Path, capsys) -> None:
@@ -54,3 +62,67 @@ def test_models_skips_broken_run_with_reason(trained_checkpoint: Path, tmp_path:
 def test_models_says_how_to_train_when_empty(tmp_path: Path, capsys) -> None:
     assert main(["models", "--runs-dir", str(tmp_path / "none")]) == 0
     assert "tiny-copilot train --time-budget 10m" in capsys.readouterr().out
+
+
+def _save_run(runs_dir: Path, name: str, tokenizer: CodeTokenizer, meta: dict) -> Path:
+    checkpoint_dir = runs_dir / name / "checkpoint"
+    model = GPT(ModelConfig(vocab_size=512, d_model=32, n_layers=1, n_heads=2, max_seq_len=64))
+    save_checkpoint(checkpoint_dir, model, tokenizer, {"step": 3, **meta})
+    return checkpoint_dir
+
+
+def _row(output: str, name: str) -> str:
+    return next(line for line in output.splitlines() if line.startswith(name + " "))
+
+
+def test_models_shows_no_date_without_saved_at(small_tokenizer: CodeTokenizer, tmp_path: Path, capsys) -> None:
+    checkpoint_dir = _save_run(tmp_path, "undated", small_tokenizer, {"preset": "tiny"})
+    file_time = time.mktime((2001, 2, 3, 4, 5, 6, 0, 0, -1))
+    for path in checkpoint_dir.iterdir():
+        os.utime(path, (file_time, file_time))
+
+    assert main(["models", "--runs-dir", str(tmp_path)]) == 0
+    row = _row(capsys.readouterr().out, "undated")
+
+    assert "2001" not in row
+    assert row.split()[5] == "-"
+    assert main(["models", "--runs-dir", str(tmp_path), "--json"]) == 0
+    listing = json.loads(capsys.readouterr().out)
+    assert next(m for m in listing["models"] if m["name"] == "undated")["saved_at"] is None
+
+
+def test_models_shows_recorded_saved_at(small_tokenizer: CodeTokenizer, tmp_path: Path, capsys) -> None:
+    _save_run(tmp_path, "dated", small_tokenizer, {"preset": "tiny", "saved_at": "2026-01-02 03:04:05"})
+
+    assert main(["models", "--runs-dir", str(tmp_path)]) == 0
+
+    assert "2026-01-02 03:04:05" in _row(capsys.readouterr().out, "dated")
+
+
+def test_shipped_model_date_comes_from_config(capsys) -> None:
+    shipped = shipped_checkpoint_path()
+    if not (shipped / "config.json").is_file():
+        pytest.skip("no default model is installed")
+    recorded = json.loads((shipped / "config.json").read_text(encoding="utf-8")).get("saved_at") or "-"
+
+    assert main(["models", "--runs-dir", "/nonexistent-runs-folder"]) == 0
+
+    assert f"  {recorded}  " in _row(capsys.readouterr().out, "default (shipped)")
+
+
+def test_models_explains_changed_preset(small_tokenizer: CodeTokenizer, tmp_path: Path, capsys) -> None:
+    training_config = TrainConfig(preset="small", seq_len=512, n_layers=3).to_dict()
+    _save_run(tmp_path, "changed", small_tokenizer, {"preset": "small*", "training_config": training_config})
+    _save_run(tmp_path, "plain", small_tokenizer, {"preset": "tiny", "training_config": TrainConfig(preset="tiny").to_dict()})
+    _save_run(tmp_path, "unknown", small_tokenizer, {"preset": "medium*"})
+
+    assert main(["models", "--runs-dir", str(tmp_path)]) == 0
+    lines = capsys.readouterr().out.splitlines()
+
+    assert "* changed: the small preset with --n-layers 3 --seq-len 512" in lines
+    assert "* unknown: the medium preset with a changed shape (see its config.json)" in lines
+    assert not any(line.startswith("* plain") for line in lines)
+    assert main(["models", "--runs-dir", str(tmp_path), "--json"]) == 0
+    by_name = {m["name"]: m for m in json.loads(capsys.readouterr().out)["models"]}
+    assert by_name["changed"]["shape_options"] == "--n-layers 3 --seq-len 512"
+    assert by_name["plain"]["shape_options"] is None
