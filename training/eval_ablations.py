@@ -84,16 +84,30 @@ def ablation_lines(targets: dict[str, dict[str, Any]], ablations: dict[str, Any]
         "one server setting from the defaults; gained and lost count the cases that it turns right and wrong.",
         "",
     ]
+    reached = []
     for key, check in missed.items():
         lines.append(f"- **{check['name']}** (target {_fmt(check['target'])}, measured here {_fmt(check['measured'])}): "
                      + _quote_figure(key, check["target"], ablations["variants"]))  # fmt: skip
+        figures = [row[VARIANT_FIGURES[key][1]] for _, row in _measured_rows(key, ablations["variants"])]
+        if figures:
+            reached.append(max(figures) >= check["target"])
+    if reached and not any(reached):
+        lines += ["", "No measured variant reaches any of these targets, so these settings alone do not close the gaps."]
     return lines
+
+
+def _measured_rows(key: str, variants: list[dict[str, Any]]) -> list[tuple[dict[str, Any], dict[str, Any]]]:
+    """Return (variant, section) pairs of the variants that measured the figure of target `key`."""
+    if key not in VARIANT_FIGURES:
+        return []
+    section, figure = VARIANT_FIGURES[key]
+    return [(v, v[section]) for v in variants if v.get(section) and v[section].get(figure) is not None]
 
 
 def _quote_figure(key: str, target: float, variants: list[dict[str, Any]]) -> str:
     """Describe the server defaults and the best variant for one target's figure."""
-    section, figure = VARIANT_FIGURES.get(key, ("", ""))
-    measured = [(v, v[section]) for v in variants if section and v.get(section) and v[section].get(figure) is not None]
+    measured = _measured_rows(key, variants)
+    figure = VARIANT_FIGURES[key][1] if measured else ""
     defaults = next((row for variant, row in measured if variant["name"] == DEFAULTS_VARIANT), None)
     others = [(variant, row) for variant, row in measured if variant["name"] != DEFAULTS_VARIANT]
     if defaults is None or not others:

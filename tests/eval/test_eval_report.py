@@ -117,6 +117,7 @@ def test_report_quotes_the_best_ablation(tmp_path):
         "beats them (the best other is `token healing off` at 0.04)."
     ) in text
     assert "line completion edit similarity** (" not in text  # met, so not quoted
+    assert "No measured variant reaches any of these targets" in text
 
 
 def test_ablation_lines_name_a_target_no_variant_measures():
@@ -138,6 +139,7 @@ def test_ablation_that_meets_the_target_says_so(tmp_path):
 
     assert line.endswith("best variant `no suffix` 62.5 (+7.5), which meets the target.")
     assert "cases gained" not in line  # gained and lost count exact-match cases only
+    assert not any("No measured variant reaches" in text for text in ablation_lines(targets, ablations))
 
 
 def test_ablations_of_another_checkpoint_are_not_quoted(tmp_path):
