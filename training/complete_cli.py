@@ -61,7 +61,7 @@ def cursor_from_location(location: str) -> CursorInput:
             f"(columns 1 to {len(lines[line - 1]) + 1} are valid)"
         )
     offset = sum(len(previous) + 1 for previous in lines[: line - 1]) + column - 1
-    return CursorInput(text, offset, _language_of(path))
+    return CursorInput(text, offset, _language_of(path, text))
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
@@ -130,7 +130,8 @@ def _run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _language_of(path: Path) -> str | None:
-    from .corpus_rules import LANGUAGE_BY_SUFFIX
+def _language_of(path: Path, text: str) -> str | None:
+    """Return the language the corpus gives this file (a .h file by content), or None for other types."""
+    from .corpus_rules import source_language
 
-    return LANGUAGE_BY_SUFFIX.get(path.suffix.lower())
+    return source_language(path, text, explicit=False)

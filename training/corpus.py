@@ -49,6 +49,7 @@ from .corpus_rules import (
     folder_skip_reason,
     is_secret_name,
     language_of,
+    source_language,
 )
 
 log = logging.getLogger(__name__)
@@ -284,6 +285,7 @@ def _read_candidate(candidate: _Candidate, rules: FileRules, collector: _Collect
         if candidate.explicit:
             log.warning("skipping %s: %s", path, reason)
         return None
+    language = source_language(path, text, explicit=candidate.explicit) or language
     return language, text, hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 

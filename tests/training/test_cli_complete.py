@@ -69,6 +69,20 @@ def test_location_maps_line_and_column(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize(
+    ("header", "language"),
+    [
+        ("namespace shapes {\nint area(int w, int h);\n}\n", "cpp"),
+        ("#include <stddef.h>\nsize_t area(size_t w, size_t h);\n", "c"),
+    ],
+)
+def test_location_in_header_gets_language_by_content(tmp_path: Path, header: str, language: str) -> None:
+    path = tmp_path / "shapes.h"
+    path.write_text(header, encoding="utf-8")
+
+    assert cursor_from_location(f"{path}:1:1").language_id == language
+
+
+@pytest.mark.parametrize(
     ("location", "message"),
     [
         ("{path}:9:1", "line 9 is outside"),

@@ -10,7 +10,8 @@ from pathlib import Path
 import pytest
 
 from tiny_copilot.training.corpus import build_corpus, default_paths, describe_corpus, split_fraction
-from tiny_copilot.training.corpus_rules import FileRules
+from tiny_copilot.training.corpus_rules import FileRules, header_language
+from tiny_copilot.training.eval_data import held_out_from_manifest
 
 
 def write(path: Path, content: str | bytes) -> Path:
@@ -348,3 +349,90 @@ def test_unreadable_file_counted(project: Path, monkeypatch: pytest.MonkeyPatch)
     corpus = build_corpus([project])
     assert "locked.py" not in used_paths(corpus)
     assert corpus.skipped == {"unreadable": 1}
+
+
+C_HEADER = """\
+#ifndef POINT_H
+#define POINT_H
+#include <stddef.h>
+#include "config.h"
+
+typedef struct point {
+    int x, y;
+} point_t;
+
+size_t point_count(const point_t *points);
+#endif
+"""
+
+CPP_HEADERS = {
+    "namespace": "namespace geometry {\nint area(int w, int h);\n}\n",
+    "template": "template <typename T>\nT twice(T x) { return x + x; }\n",
+    "class": "class Shape {\n    int sides_;\n};\n",
+    "access specifier": "struct Shape {\npublic:\n    int sides() const;\n};\n",
+    "std name": "#include <stddef.h>\nsize_t count(const std::string& text);\n",
+    "standard header": "#include <vector>\nint total(int n);\n",
+    "quoted hpp": '#include "geometry/shape.hpp"\nint total(int n);\n',
+    "using namespace": "#include <stdio.h>\nusing namespace detail;\n",
+}
+
+C_HEADERS = {
+    "plain C": C_HEADER,
+    "extern C guard": '#ifdef __cplusplus\nextern "C" {\n#endif\nint add(int a, int b);\n#ifdef __cplusplus\n}\n#endif\n',
+    "C++ helpers behind __cplusplus": (
+        "int add(int a, int b);\n"
+        "#if defined(__cplusplus) && __cplusplus >= 201103L\n"
+        "#include <type_traits>\n"
+        "namespace helpers {\ntemplate <class T> T add(T a, T b) { return a + b; }\n}\n"
+        "#else\n#define ADD(a, b) ((a) + (b))\n#endif\n"
+        "int sub(int a, int b);\n"
+    ),
+    "C++ words in comments": "/* Like std::vector, but in C.\nnamespace-free */\n// template <class T>\nint grow(int n);\n",
+    "C++ words in literals": 'static const char *hint = "use std::vector or class Foo {";\nchar colon = \':\';\n',
+}
+
+
+@pytest.mark.parametrize("case", sorted(CPP_HEADERS))
+def test_header_with_cpp_code_is_cpp(case: str) -> None:
+    assert header_language(CPP_HEADERS[case]) == "cpp"
+
+
+@pytest.mark.parametrize("case", sorted(C_HEADERS))
+def test_header_without_cpp_code_is_c(case: str) -> None:
+    assert header_language(C_HEADERS[case]) == "c"
+
+
+def test_corpus_labels_headers_by_content(tmp_path: Path) -> None:
+    write(tmp_path / "src" / "point.h", C_HEADER)
+    write(tmp_path / "src" / "shape.h", CPP_HEADERS["class"] + CPP_HEADERS["namespace"])
+    write(tmp_path / "src" / "point.c", '#include "point.h"\nsize_t point_count(const point_t *p) { return 0; }\n')
+
+    corpus = build_corpus([tmp_path / "src"])
+
+    languages = {source.relative_path: source.language for source in corpus.files}
+    assert languages == {"point.h": "c", "shape.h": "cpp", "point.c": "c"}
+    counted = corpus.manifest["languages"]
+    assert sum(split["files"] for split in counted["c"].values()) == 2
+    assert sum(split["files"] for split in counted["cpp"].values()) == 1
+
+
+def test_explicit_header_is_labelled_by_content(tmp_path: Path) -> None:
+    header = write(tmp_path / "shape.h", CPP_HEADERS["template"] + CPP_HEADERS["class"])
+    corpus = build_corpus([header])
+    assert [source.language for source in corpus.files] == ["cpp"]
+
+
+def test_old_manifest_labels_still_evaluate(tmp_path: Path) -> None:
+    # Manifests written before headers were labelled by content call every .h file "c"; evaluation
+    # on the validation split must still read them.
+    write(tmp_path / "src" / "shape.h", CPP_HEADERS["class"])
+    write(tmp_path / "src" / "point.h", C_HEADER)
+    manifest = build_corpus([tmp_path / "src"]).manifest
+    for record in manifest["files"]:
+        record["language"] = "c"
+        record["split"] = "val"
+
+    held_out = held_out_from_manifest(manifest)
+
+    assert sorted(eval_file.name for eval_file in held_out.files) == ["point.h", "shape.h"]
+    assert held_out.left_out == {}
