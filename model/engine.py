@@ -8,6 +8,7 @@ One engine serves one caller at a time.
 
 from __future__ import annotations
 
+import bisect
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -70,9 +71,9 @@ class Engine:
         self.cache.truncate(reused)
         self.cached_ids = list(prompt_ids[:reused])
         new_ids = torch.tensor([prompt_ids[reused:]], dtype=torch.long, device=self.cache.keys[0].device)
-        logits_BTV = self.model(new_ids, cache=self.cache, last_only=True)
+        logits_V = self._next_logits(new_ids)
         self.cached_ids.extend(prompt_ids[reused:])
-        return logits_BTV[0, -1], reused
+        return logits_V, reused
 
     @torch.inference_mode()
     def generate(
@@ -98,6 +99,8 @@ class Engine:
         allowed_V = self._healing_mask(healing_prefix) if healing_prefix else None
         decoder = self.tokenizer.incremental_decoder()
         text, new_ids, stop_reason = "", [], "max_tokens"
+        # One id tensor refilled at every step, so decoding allocates no Python-built tensor per token.
+        step_ids = torch.empty((1, 1), dtype=torch.long, device=self.cache.keys[0].device)
         for _ in range(config.max_new_tokens):
             if is_cancelled is not None and is_cancelled():
                 raise GenerationCancelled()
@@ -115,7 +118,7 @@ class Engine:
             if len(self.cached_ids) >= self.max_seq_len:
                 stop_reason = "context_full"
                 break
-            logits_V = self.model(torch.tensor([[token]], device=self.cache.keys[0].device), cache=self.cache, last_only=True)[0, -1]
+            logits_V = self._next_logits(step_ids.fill_(token))
             self.cached_ids.append(token)
         else:
             text += decoder.decode(b"", final=True)
@@ -130,6 +133,10 @@ class Engine:
             decode_ms=(time.perf_counter() - prefill_done) * 1000,
         )
 
+    def _next_logits(self, ids_BT: torch.Tensor) -> torch.Tensor:
+        """Append `ids_BT` (batch 1) to the cache and return the logits of the token after them, shape V."""
+        return self.model.next_token_logits(ids_BT, self.cache)[0]
+
     def _healing_mask(self, healing_prefix: str) -> torch.Tensor:
         return _healing_mask_cached(self.tokenizer, healing_prefix.encode("utf-8"), self.model.config.vocab_size)
 
@@ -137,12 +144,24 @@ class Engine:
 @lru_cache(maxsize=256)
 def _healing_mask_cached(tokenizer: CodeTokenizer, removed: bytes, vocab_size: int) -> torch.Tensor:
     """Boolean mask of ids whose bytes start with `removed`."""
-    mask_V = torch.zeros(vocab_size, dtype=torch.bool)
-    matches = [i for i, b in enumerate(tokenizer.token_bytes) if b.startswith(removed)]
-    if not matches:
+    sorted_bytes, sorted_ids = _tokens_in_byte_order(tokenizer)
+    # Byte strings that start with `removed` form one run in sorted order, so two binary searches find
+    # them. Scanning the whole vocabulary took milliseconds at every new word the user typed.
+    first = bisect.bisect_left(sorted_bytes, removed)
+    end = bisect.bisect_right(sorted_bytes, removed, lo=first, key=lambda b: b[: len(removed)])
+    if first == end:
         raise ValueError(f"no token starts with {removed!r}; token healing cannot apply here")
-    mask_V[matches] = True
+    mask_V = torch.zeros(vocab_size, dtype=torch.bool)
+    mask_V[sorted_ids[first:end]] = True
     return mask_V
+
+
+@lru_cache(maxsize=4)
+def _tokens_in_byte_order(tokenizer: CodeTokenizer) -> tuple[list[bytes], torch.Tensor]:
+    """Return every token's bytes sorted, and the ids in the same order."""
+    token_bytes = tokenizer.token_bytes
+    order = sorted(range(len(token_bytes)), key=token_bytes.__getitem__)
+    return [token_bytes[i] for i in order], torch.tensor(order, dtype=torch.long)
 
 
 def _first_cut(text: str, stop_strings: tuple[str, ...], stop_rule: StopRule | None) -> int | None:

@@ -1,9 +1,26 @@
-import torch
-import pytest
+import dataclasses
+import sysconfig
+from pathlib import Path
 
-from tiny_copilot.model.checkpoint import load_checkpoint
-from tiny_copilot.model.engine import Engine, GenerationCancelled
+import pytest
+import torch
+
+from tiny_copilot.model.checkpoint import load_checkpoint, shipped_checkpoint_path
+from tiny_copilot.model.engine import Engine, GenerationCancelled, _healing_mask_cached
+from tiny_copilot.model.fim import spm_prompt
 from tiny_copilot.model.sampler import SamplingConfig
+from tiny_copilot.model.transformer import GPT
+
+STDLIB = Path(sysconfig.get_paths()["stdlib"])
+
+
+@pytest.fixture()
+def one_thread():
+    """Run on one thread: on a loaded 2-core machine, two made the full-sequence forwards about 7 times slower."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
 
 
 @pytest.fixture()
@@ -76,3 +93,73 @@ def test_cancel_check_stops_generation(engine: Engine) -> None:
 def test_prompt_longer_than_context_is_rejected(engine: Engine) -> None:
     with pytest.raises(ValueError, match="exceeds the model context"):
         engine.prefill([5] * (engine.max_seq_len + 1))
+
+
+def test_healing_mask_matches_vocabulary_scan(engine: Engine) -> None:
+    token_bytes = engine.tokenizer.token_bytes
+    prefixes = {b[:n] for b in token_bytes for n in (1, 2, 3) if len(b) >= n}
+    prefixes |= {b"\xff", b"zzzz\x00"}
+    checked = 0
+    for removed in sorted(prefixes):
+        expected = {i for i, b in enumerate(token_bytes) if b.startswith(removed)}
+        if not expected:
+            with pytest.raises(ValueError, match="no token starts with"):
+                _healing_mask_cached(engine.tokenizer, removed, engine.model.config.vocab_size)
+            continue
+        mask = _healing_mask_cached(engine.tokenizer, removed, engine.model.config.vocab_size)
+        assert set(mask.nonzero().flatten().tolist()) == expected, removed
+        checked += 1
+    assert checked > 100
+
+
+# Prompts for the parity test in Python, C and C++. The test adds FIM prompts of 403 and 893 tokens, so
+# cached positions beyond the shipped model's 512 training positions are covered too.
+PARITY_PROMPTS = (
+    "import os\n\n\ndef read_lines(path):\n    with open(path) as f:\n        return ",
+    "#include <stdio.h>\n\nint main(void) {\n    for (int i = 0; i < 10; ",
+    "template <typename T>\nclass Stack {\n public:\n  void push(const T& value) { items_.",
+)
+
+
+@pytest.mark.slow
+def test_shipped_greedy_matches_full_forward(one_thread: None) -> None:
+    """The engine's decoding equals greedy decoding with the plain full-sequence forward, token for token."""
+    shipped = load_checkpoint(shipped_checkpoint_path())
+    model = GPT(dataclasses.replace(shipped.model.config, max_seq_len=1024))
+    model.load_state_dict(shipped.model.state_dict())
+    engine = Engine(model, shipped.tokenizer)
+    tok = shipped.tokenizer
+    source = (STDLIB / "argparse.py").read_text(encoding="utf-8")
+    prefix_ids, suffix_ids = tok.encode(source[:6000]), tok.encode(source[6000:7000])
+    fim_prompts = [spm_prompt(tok.specials, prefix_ids[-300:], suffix_ids[:100])]
+    fim_prompts.append(spm_prompt(tok.specials, prefix_ids[-700:], suffix_ids[:190]))
+    prompts = [tok.encode(text) for text in PARITY_PROMPTS] + fim_prompts
+    new_tokens = 16
+
+    compared = 0
+    for prompt in prompts:
+        reference = _greedy_full_forward(model, prompt, new_tokens, tok.specials.all())
+        fresh = engine.generate(prompt, SamplingConfig(max_new_tokens=new_tokens)).token_ids
+        # Then with the cache holding all but the prompt's last 3 tokens, as while typing.
+        engine.generate(prompt[:-3], SamplingConfig(max_new_tokens=4))
+        cached = engine.generate(prompt, SamplingConfig(max_new_tokens=new_tokens))
+
+        compared += len(reference)
+        assert fresh == reference, tok.decode(prompt[-20:])
+        assert cached.reused_tokens >= len(prompt) - 3
+        assert cached.token_ids == reference, tok.decode(prompt[-20:])
+    # NOTE: the shipped weights were trained on 512 positions, and at the 893-token prompt they end the
+    # text at once, so that case compares one argmax only; the other prompts give 16 tokens each.
+    assert compared >= 4 * new_tokens
+
+
+@torch.inference_mode()
+def _greedy_full_forward(model: GPT, prompt: list[int], count: int, stop_ids: frozenset[int]) -> list[int]:
+    """Greedy decoding without a cache: the whole sequence runs through `GPT.forward` at every step."""
+    ids = list(prompt)
+    for _ in range(count):
+        token = int(model(torch.tensor([ids]))[0, -1].argmax())
+        if token in stop_ids:
+            break
+        ids.append(token)
+    return ids[len(prompt) :]
