@@ -158,9 +158,10 @@ def build_corpus(
         seen_hashes.add(digest)
         accepted.append((candidate, language, text, digest))
     if not accepted:
+        skipped = ", ".join(f"{reason} {count}" for reason, count in sorted(collector.skipped.items()))
         raise ValueError(
-            f"no usable source file under {[str(p) for p in paths] or 'the standard library'}; "
-            f"skipped: {dict(sorted(collector.skipped.items())) or 'nothing'}. Supported types: "
+            f"no usable source file under {', '.join(map(str, paths)) or 'the standard library'}; "
+            f"skipped: {skipped or 'nothing'}. Supported types: "
             f"{' '.join(sorted(LANGUAGE_BY_SUFFIX))} (and {TEXT_SUFFIX} when named explicitly)"
         )
 

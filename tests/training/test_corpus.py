@@ -236,8 +236,11 @@ def test_explicit_unsupported_file_raises(tmp_path: Path) -> None:
 
 def test_corpus_without_code_raises(tmp_path: Path) -> None:
     write(tmp_path / "notes.md", "# notes\n")
-    with pytest.raises(ValueError, match="unsupported_type"):
+    write(tmp_path / "empty.py", "")
+    with pytest.raises(ValueError) as raised:
         build_corpus([tmp_path])
+    assert f"no usable source file under {tmp_path};" in str(raised.value)
+    assert "skipped: empty 1, unsupported_type 1." in str(raised.value)
 
 
 def test_invalid_val_fraction_raises(project: Path) -> None:
