@@ -2,9 +2,10 @@
 
 benchmarks/ablations.py writes ablations.json. For each checkpoint it contains line-completion
 figures (and, when requested, HumanEval exact match) under variants of the server settings. Each
-variant changes one setting from the server defaults. The evaluation report quotes, for every missed target that a
-variant measures, the server defaults and the best variant. Only the entry whose weights have the
-SHA-256 of the evaluated checkpoint is quoted, so a file left over from another model never is.
+variant changes one setting from the server defaults. For every missed target that a variant
+measures, the evaluation report quotes the server defaults and the best variant. Only the entry
+whose weights have the SHA-256 of the evaluated checkpoint is quoted, so a file left over from
+another model never is.
 """
 
 from __future__ import annotations
