@@ -1,0 +1,263 @@
+"""Decoding speed of the engine: the plain cached forward against the optimized path, in one run.
+
+Three measurements, each taking plain and optimized turns in alternation so that both see the same
+machine load:
+1. milliseconds per decoded token with 256, 512 and 1024 positions in the KV cache (the timed step
+   writes the last of them);
+2. prefill: a few new tokens on top of a cache of about 1k tokens, and a whole 1k-token prompt;
+3. a typing replay through `Completer.complete` (in process, no stdio): files of this repository
+   are typed at a cursor with text before and after it, so the prompt fills the token budgets
+   (about 1k tokens at --max-seq-len 1024), and suggestions are accepted as in `tiny-copilot eval`.
+   Both engines serve every request, and the run counts requests where their texts differ.
+
+"Plain" is the engine as it was before `GPT.next_token_logits`: every step through `GPT.forward`
+with a cache, and a token-healing mask found by scanning the vocabulary. The model is the shipped
+one (or --checkpoint) rebuilt with --max-seq-len positions; RoPE has no learned positions, so the
+weights load unchanged. Times are wall-clock and CPU time of this thread: on a shared machine the
+CPU time leaves out the time other processes ran, so compare ratios, and absolute numbers only
+between runs on the same machine and load.
+
+    .venv/bin/python benchmarks/decode_speed.py
+    .venv/bin/python benchmarks/decode_speed.py --checkpoint RUN/checkpoint --chars 0
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import os
+import platform
+import statistics
+import sys
+import time
+from collections.abc import Callable
+from functools import lru_cache
+from pathlib import Path
+
+import torch
+
+from tiny_copilot.model.checkpoint import load_checkpoint, shipped_checkpoint_path
+from tiny_copilot.model.engine import Engine
+from tiny_copilot.model.tokenizer import CodeTokenizer
+from tiny_copilot.model.transformer import GPT
+from tiny_copilot.server.completion import CompletionStats, Completer
+from tiny_copilot.server.settings import ServerSettings
+from tiny_copilot.training.eval_typing import replay
+
+REPOSITORY = Path(__file__).resolve().parent.parent
+REPLAY_FILES = ("server/lsp.py", "server/postprocess.py", "server/prompt.py", "training/eval_run.py")
+CONTEXTS = (256, 512, 1024)
+PREFILL_CONTEXT = 1000
+MIN_PREFIX_CHARS = 4000
+"""Typing starts at a line this far into the file, so the prefix budget is full (~3.5 characters per token)."""
+
+
+class PlainEngine(Engine):
+    """The engine's decoding before the optimization, kept here as the baseline."""
+
+    def _next_logits(self, ids_BT: torch.Tensor) -> torch.Tensor:
+        return self.model(ids_BT, cache=self.cache, last_only=True)[0, -1]
+
+    def _healing_mask(self, healing_prefix: str) -> torch.Tensor:
+        return _scanned_healing_mask(self.tokenizer, healing_prefix.encode("utf-8"), self.model.config.vocab_size)
+
+
+@lru_cache(maxsize=256)
+def _scanned_healing_mask(tokenizer: CodeTokenizer, removed: bytes, vocab_size: int) -> torch.Tensor:
+    mask_V = torch.zeros(vocab_size, dtype=torch.bool)
+    matches = [i for i, b in enumerate(tokenizer.token_bytes) if b.startswith(removed)]
+    if not matches:
+        raise ValueError(f"no token starts with {removed!r}; token healing cannot apply here")
+    mask_V[matches] = True
+    return mask_V
+
+
+@dataclasses.dataclass
+class Timings:
+    """Wall-clock and thread CPU milliseconds of repeated runs of one thing."""
+
+    wall_ms: list[float] = dataclasses.field(default_factory=list)
+    cpu_ms: list[float] = dataclasses.field(default_factory=list)
+
+    def time(self, run: Callable[[], object]) -> object:
+        wall, cpu = time.perf_counter(), time.thread_time()
+        result = run()
+        self.cpu_ms.append((time.thread_time() - cpu) * 1000)
+        self.wall_ms.append((time.perf_counter() - wall) * 1000)
+        return result
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--checkpoint", type=Path, help="checkpoint folder (default: the shipped model)")
+    parser.add_argument("--max-seq-len", type=int, default=1024, help="positions of the rebuilt model and its KV cache")
+    parser.add_argument("--steps", type=int, default=300, help="timed decoding steps per context length and path")
+    parser.add_argument("--chars", type=int, default=150, help="characters typed per replay file (0 skips the replay)")
+    parser.add_argument("--threads", type=int, default=1, help="torch threads (the server's default is 1)")
+    args = parser.parse_args(argv)
+    torch.set_num_threads(args.threads)
+
+    checkpoint = load_checkpoint(args.checkpoint or shipped_checkpoint_path())
+    model = GPT(dataclasses.replace(checkpoint.model.config, max_seq_len=args.max_seq_len))
+    model.load_state_dict(checkpoint.model.state_dict())
+    model.eval()
+    load_before = os.getloadavg()[0]
+    print(f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, torch {torch.__version__}, "
+          f"{args.threads} thread(s), load average {load_before:.2f}, {time.strftime('%Y-%m-%d %H:%M')}")  # fmt: skip
+    print(f"model: {model.num_parameters():,} parameters, max_seq_len {args.max_seq_len}\n")
+
+    tokens = _context_tokens(checkpoint.tokenizer, args.max_seq_len)
+    _report_decoding(model, tokens, args.steps)
+    _report_prefill(model, tokens)
+    if args.chars > 0:
+        _report_replay(model, checkpoint.tokenizer, args.chars)
+    print(f"\nload average at the end: {os.getloadavg()[0]:.2f}")
+    return 0
+
+
+def _context_tokens(tokenizer: CodeTokenizer, count: int) -> torch.Tensor:
+    """Return `count` tokens of real code (this repository's files) as a (1, count) tensor."""
+    ids: list[int] = []
+    for name in sorted((REPOSITORY / "model").glob("*.py")) + sorted((REPOSITORY / "server").glob("*.py")):
+        ids += tokenizer.encode(name.read_text(encoding="utf-8"))
+        if len(ids) >= count:
+            return torch.tensor([ids[:count]])
+    raise ValueError(f"this repository's model/ and server/ files give only {len(ids)} tokens, {count} needed")
+
+
+def _plain_step(model: GPT, ids_BT: torch.Tensor, cache) -> torch.Tensor:
+    return model(ids_BT, cache=cache, last_only=True)[0, -1]
+
+
+def _optimized_step(model: GPT, ids_BT: torch.Tensor, cache) -> torch.Tensor:
+    return model.next_token_logits(ids_BT, cache)[0]
+
+
+PATHS = {"plain": _plain_step, "optimized": _optimized_step}
+
+
+@torch.inference_mode()
+def _report_decoding(model: GPT, tokens: torch.Tensor, steps: int) -> None:
+    print("decoding, ms per token (median; CPU time of this thread / wall clock)")
+    print(f"{'cached positions':>16}  {'plain':>15}  {'optimized':>15}  {'speed-up':>15}")
+    rounds = 10
+    for context in CONTEXTS:
+        context = min(context, model.config.max_seq_len)
+        cache = model.new_cache()
+        model(tokens[:, : context - 1], cache=cache)
+        step_ids = tokens[:, context - 1 : context]
+        timings = {name: Timings() for name in PATHS}
+        for _ in range(rounds):
+            for name, step in PATHS.items():
+                for _ in range(max(1, steps // rounds)):
+                    timings[name].time(lambda: step(model, step_ids, cache))
+                    cache.truncate(context - 1)
+        _print_row(f"{context}", timings)
+
+
+@torch.inference_mode()
+def _report_prefill(model: GPT, tokens: torch.Tensor) -> None:
+    print("\nprefill, ms per call (median; CPU / wall)")
+    print(f"{'new tokens':>16}  {'plain':>15}  {'optimized':>15}  {'speed-up':>15}")
+    context = min(PREFILL_CONTEXT, model.config.max_seq_len)
+    cache = model.new_cache()
+    model(tokens[:, :context], cache=cache)
+    for new_tokens, repeats in ((2, 100), (8, 60), (context, 4)):
+        start = context - new_tokens
+        timings = {name: Timings() for name in PATHS}
+        for _ in range(repeats):
+            for name, step in PATHS.items():
+                cache.truncate(start)
+                timings[name].time(lambda: step(model, tokens[:, start:context], cache))
+        _print_row(f"{new_tokens} on {start}", timings)
+
+
+def _print_row(label: str, timings: dict[str, Timings]) -> None:
+    plain, optimized = timings["plain"], timings["optimized"]
+    cells = [f"{statistics.median(t.cpu_ms):6.2f} / {statistics.median(t.wall_ms):6.2f}" for t in (plain, optimized)]
+    ratio_cpu = statistics.median(plain.cpu_ms) / statistics.median(optimized.cpu_ms)
+    ratio_wall = statistics.median(plain.wall_ms) / statistics.median(optimized.wall_ms)
+    print(f"{label:>16}  {cells[0]:>15}  {cells[1]:>15}  {ratio_cpu:5.2f}x / {ratio_wall:5.2f}x")
+
+
+class TwinSource:
+    """A document typed at a cursor with text after it; every request goes to both completers."""
+
+    def __init__(self, completers: dict[str, Completer], after: str, timings: dict[str, Timings]) -> None:
+        self.completers = completers
+        self.after = after
+        self.timings = timings
+        self.text = ""
+        self.requests = 0
+        self.mismatches = 0
+        self.stats: list[CompletionStats] = []
+        """The optimized completer's diagnostics of every request."""
+
+    def open(self, text: str) -> None:
+        self.text = text
+
+    def insert(self, text: str) -> None:
+        self.text += text
+
+    def suggest(self) -> str:
+        document, cursor = self.text + self.after, len(self.text)
+        names = list(self.completers)
+        if self.requests % 2:
+            names.reverse()
+        suggested = {}
+        for name in names:
+            completer = self.completers[name]
+            suggestion = self.timings[name].time(lambda: completer.complete(document, cursor, "python"))
+            suggested[name] = suggestion.text if suggestion is not None else ""
+        self.requests += 1
+        self.mismatches += suggested["plain"] != suggested["optimized"]
+        self.stats.append(self.completers["optimized"].last_stats)
+        return suggested["optimized"]
+
+    def close(self) -> None:
+        pass
+
+
+def _report_replay(model: GPT, tokenizer: CodeTokenizer, chars: int) -> None:
+    settings = ServerSettings(multiline="never")
+    engines = {"plain": PlainEngine(model, tokenizer), "optimized": Engine(model, tokenizer)}
+    completers = {name: Completer(engine, settings) for name, engine in engines.items()}
+    timings = {name: Timings() for name in completers}
+    requests = mismatches = 0
+    stats: list[CompletionStats] = []
+    for name in REPLAY_FILES:
+        text = (REPOSITORY / name).read_text(encoding="utf-8")
+        start = text.index("\n", min(MIN_PREFIX_CHARS, len(text) // 2)) + 1
+        source = TwinSource(completers, text[start + chars :], timings)
+        replay(source, text[:start], text[start : start + chars])
+        requests += source.requests
+        mismatches += source.mismatches
+        stats += source.stats
+
+    prompt_tokens = statistics.median(row.prompt_tokens for row in stats)
+    reused = sum(row.reused_tokens for row in stats) / sum(row.prompt_tokens for row in stats)
+    print(f"\ntyping replay: {requests} requests over {len(REPLAY_FILES)} files, single-line, greedy; "
+          f"median prompt {prompt_tokens:.0f} tokens, {reused:.1%} of prompt tokens from the KV cache")  # fmt: skip
+    print(f"{'':>16}  {'p50 CPU / wall':>17}  {'p95 CPU / wall':>17}")
+    for name, t in timings.items():
+        print(f"{name:>16}  {_percentile(t.cpu_ms, 50):7.1f} / {_percentile(t.wall_ms, 50):7.1f}  "
+              f"{_percentile(t.cpu_ms, 95):7.1f} / {_percentile(t.wall_ms, 95):7.1f}")  # fmt: skip
+    for share in (50, 95):
+        ratio_cpu = _percentile(timings["plain"].cpu_ms, share) / _percentile(timings["optimized"].cpu_ms, share)
+        ratio_wall = _percentile(timings["plain"].wall_ms, share) / _percentile(timings["optimized"].wall_ms, share)
+        print(f"{'speed-up p' + str(share):>16}  {ratio_cpu:6.2f}x / {ratio_wall:5.2f}x")
+    print(f"requests where the two engines suggested different text: {mismatches}")
+    print("optimized, median per request (wall ms): "
+          f"prefill {statistics.median(row.prefill_ms for row in stats):.1f}, "
+          f"decode {statistics.median(row.decode_ms for row in stats):.1f} "
+          f"for {statistics.median(row.generated_tokens for row in stats):.0f} tokens, "
+          f"prompt building and clean-up {statistics.median(row.elapsed_ms - row.prefill_ms - row.decode_ms for row in stats):.1f}")  # fmt: skip
+
+
+def _percentile(values: list[float], share: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(share / 100 * len(ordered)))]
+
+
+if __name__ == "__main__":
+    sys.exit(main())
