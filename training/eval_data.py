@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from .corpus import build_corpus
-from .corpus_rules import content_skip_reason, FileRules
+from .corpus_rules import content_skip_reason, FileRules, source_language
 
 log = logging.getLogger(__name__)
 
@@ -107,7 +107,9 @@ def held_out_from_manifest(manifest: dict[str, Any]) -> HeldOutSet:
         if one_file_corpus:
             # The last lines of a one-file corpus were held out; the lines above them were trained on.
             text = text[record["val_start_char"] :]
-        held_out.files.append(EvalFile(record["path"], record["language"], _to_lf(text), record["sha256"]))
+        # Manifests written before .h files were labelled by content call every header C, so relabel.
+        language = source_language(Path(record["path"]), text, explicit=False) or record["language"]
+        held_out.files.append(EvalFile(record["path"], language, _to_lf(text), record["sha256"]))
     _require_files(held_out, "the checkpoint's validation split")
     return held_out
 

@@ -425,9 +425,9 @@ def test_explicit_header_is_labelled_by_content(tmp_path: Path) -> None:
     assert [source.language for source in corpus.files] == ["cpp"]
 
 
-def test_old_manifest_labels_still_evaluate(tmp_path: Path) -> None:
+def test_old_manifest_headers_are_relabelled(tmp_path: Path) -> None:
     # Manifests written before headers were labelled by content call every .h file "c"; evaluation
-    # on the validation split must still read them.
+    # on the validation split must still read them, and report each under its real language.
     write(tmp_path / "src" / "shape.h", CPP_HEADERS["class"])
     write(tmp_path / "src" / "point.h", C_HEADER)
     manifest = build_corpus([tmp_path / "src"]).manifest
@@ -439,3 +439,5 @@ def test_old_manifest_labels_still_evaluate(tmp_path: Path) -> None:
 
     assert sorted(eval_file.name for eval_file in held_out.files) == ["point.h", "shape.h"]
     assert held_out.left_out == {}
+    languages = {eval_file.name: eval_file.language for eval_file in held_out.files}
+    assert languages == {"point.h": "c", "shape.h": "cpp"}
