@@ -39,7 +39,7 @@ import torch
 from tiny_copilot.model.checkpoint import load_checkpoint, shipped_checkpoint_path
 from tiny_copilot.model.engine import Engine
 from tiny_copilot.model.tokenizer import CodeTokenizer
-from tiny_copilot.model.transformer import GPT
+from tiny_copilot.model.transformer import GPT, LayerWeights
 from tiny_copilot.server.completion import CompletionStats, Completer
 from tiny_copilot.server.settings import ServerSettings
 from tiny_copilot.training.eval_typing import replay
@@ -55,7 +55,7 @@ MIN_PREFIX_CHARS = 4000
 class PlainEngine(Engine):
     """The engine's decoding before the optimization, kept here as the baseline."""
 
-    def _next_logits(self, ids_BT: torch.Tensor) -> torch.Tensor:
+    def _next_logits(self, ids_BT: torch.Tensor, layers: list[LayerWeights]) -> torch.Tensor:
         return self.model(ids_BT, cache=self.cache, last_only=True)[0, -1]
 
     def _healing_mask(self, healing_prefix: str) -> torch.Tensor:
@@ -125,12 +125,12 @@ def _context_tokens(tokenizer: CodeTokenizer, count: int) -> torch.Tensor:
     raise ValueError(f"this repository's model/ and server/ files give only {len(ids)} tokens, {count} needed")
 
 
-def _plain_step(model: GPT, ids_BT: torch.Tensor, cache) -> torch.Tensor:
+def _plain_step(model: GPT, ids_BT: torch.Tensor, cache, layers: list[LayerWeights]) -> torch.Tensor:
     return model(ids_BT, cache=cache, last_only=True)[0, -1]
 
 
-def _optimized_step(model: GPT, ids_BT: torch.Tensor, cache) -> torch.Tensor:
-    return model.next_token_logits(ids_BT, cache)[0]
+def _optimized_step(model: GPT, ids_BT: torch.Tensor, cache, layers: list[LayerWeights]) -> torch.Tensor:
+    return model.next_token_logits(ids_BT, cache, layers)[0]
 
 
 PATHS = {"plain": _plain_step, "optimized": _optimized_step}
@@ -141,6 +141,7 @@ def _report_decoding(model: GPT, tokens: torch.Tensor, steps: int) -> None:
     print("decoding, ms per token (median; CPU time of this thread / wall clock)")
     print(f"{'cached positions':>16}  {'plain':>15}  {'optimized':>15}  {'speed-up':>15}")
     rounds = 10
+    layers = model.layer_weights()
     for context in CONTEXTS:
         context = min(context, model.config.max_seq_len)
         cache = model.new_cache()
@@ -150,7 +151,7 @@ def _report_decoding(model: GPT, tokens: torch.Tensor, steps: int) -> None:
         for _ in range(rounds):
             for name, step in PATHS.items():
                 for _ in range(max(1, steps // rounds)):
-                    timings[name].time(lambda: step(model, step_ids, cache))
+                    timings[name].time(lambda: step(model, step_ids, cache, layers))
                     cache.truncate(context - 1)
         _print_row(f"{context}", timings)
 
@@ -162,13 +163,14 @@ def _report_prefill(model: GPT, tokens: torch.Tensor) -> None:
     context = min(PREFILL_CONTEXT, model.config.max_seq_len)
     cache = model.new_cache()
     model(tokens[:, :context], cache=cache)
+    layers = model.layer_weights()
     for new_tokens, repeats in ((2, 100), (8, 60), (context, 4)):
         start = context - new_tokens
         timings = {name: Timings() for name in PATHS}
         for _ in range(repeats):
             for name, step in PATHS.items():
                 cache.truncate(start)
-                timings[name].time(lambda: step(model, tokens[:, start:context], cache))
+                timings[name].time(lambda: step(model, tokens[:, start:context], cache, layers))
         _print_row(f"{new_tokens} on {start}", timings)
 
 

@@ -18,7 +18,7 @@ import torch
 
 from .sampler import SamplingConfig, find_stop, sample_next
 from .tokenizer import CodeTokenizer
-from .transformer import GPT
+from .transformer import GPT, LayerWeights
 
 StopRule = Callable[[str], "int | None"]
 """Given the text generated so far, return where to cut it and stop, or None to go on."""
@@ -61,6 +61,9 @@ class Engine:
     @torch.inference_mode()
     def prefill(self, prompt_ids: Sequence[int]) -> tuple[torch.Tensor, int]:
         """Bring the cache to `prompt_ids` and return (logits of the next token, reused token count)."""
+        return self._prefill(prompt_ids, self.model.layer_weights())
+
+    def _prefill(self, prompt_ids: Sequence[int], layers: list[LayerWeights]) -> tuple[torch.Tensor, int]:
         if not prompt_ids:
             raise ValueError("prompt must contain at least one token")
         if len(prompt_ids) > self.max_seq_len:
@@ -71,7 +74,7 @@ class Engine:
         self.cache.truncate(reused)
         self.cached_ids = list(prompt_ids[:reused])
         new_ids = torch.tensor([prompt_ids[reused:]], dtype=torch.long, device=self.cache.keys[0].device)
-        logits_V = self._next_logits(new_ids)
+        logits_V = self._next_logits(new_ids, layers)
         self.cached_ids.extend(prompt_ids[reused:])
         return logits_V, reused
 
@@ -93,7 +96,9 @@ class Engine:
         GenerationCancelled within one step.
         """
         started = time.perf_counter()
-        logits_V, reused = self.prefill(prompt_ids)
+        # Gathered once per call, so no decoding step looks weights up through the modules.
+        layers = self.model.layer_weights()
+        logits_V, reused = self._prefill(prompt_ids, layers)
         prefill_done = time.perf_counter()
 
         allowed_V = self._healing_mask(healing_prefix) if healing_prefix else None
@@ -118,7 +123,7 @@ class Engine:
             if len(self.cached_ids) >= self.max_seq_len:
                 stop_reason = "context_full"
                 break
-            logits_V = self._next_logits(step_ids.fill_(token))
+            logits_V = self._next_logits(step_ids.fill_(token), layers)
             self.cached_ids.append(token)
         else:
             text += decoder.decode(b"", final=True)
@@ -133,9 +138,9 @@ class Engine:
             decode_ms=(time.perf_counter() - prefill_done) * 1000,
         )
 
-    def _next_logits(self, ids_BT: torch.Tensor) -> torch.Tensor:
+    def _next_logits(self, ids_BT: torch.Tensor, layers: list[LayerWeights]) -> torch.Tensor:
         """Append `ids_BT` (batch 1) to the cache and return the logits of the token after them, shape V."""
-        return self.model.next_token_logits(ids_BT, self.cache)[0]
+        return self.model.next_token_logits(ids_BT, self.cache, layers)[0]
 
     def _healing_mask(self, healing_prefix: str) -> torch.Tensor:
         return _healing_mask_cached(self.tokenizer, healing_prefix.encode("utf-8"), self.model.config.vocab_size)
