@@ -66,8 +66,14 @@ def read_ablations(path: Path, weights_sha256: str, report_dir: Path, required: 
     }
 
 
-def ablation_lines(targets: dict[str, dict[str, Any]], ablations: dict[str, Any]) -> list[str]:
-    """Return the report section that quotes, per missed target, what the ablations measured."""
+def ablation_lines(
+    targets: dict[str, dict[str, Any]], ablations: dict[str, Any], held_out: str | None = None
+) -> list[str]:
+    """Return the report section that quotes, per missed target, what the ablations measured.
+
+    `held_out` names the report's own held-out code; when the ablations ran on other code, the section
+    says so, because their levels then differ from the report's figures.
+    """
     missed = {key: check for key, check in targets.items() if check["met"] is False}
     if not missed:
         return []
@@ -85,6 +91,11 @@ def ablation_lines(targets: dict[str, dict[str, Any]], ablations: dict[str, Any]
         "one server setting from the defaults; gained and lost count the cases that it turns right and wrong.",
         "",
     ]
+    if held_out is not None and held_out != ablations["held_out"]:
+        lines[-2] += (
+            f" They ran on the {ablations['held_out']}, not on this report's held-out code ({held_out}), "
+            "so compare each variant with its own defaults, not with the figures here."
+        )
     reached = []
     for key, check in missed.items():
         lines.append(f"- **{check['name']}** (target {_fmt(check['target'])}, measured here {_fmt(check['measured'])}): "

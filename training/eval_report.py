@@ -81,7 +81,7 @@ def markdown_lines(results: dict[str, Any], plots: dict[str, str]) -> list[str]:
             short = f"{_fmt(check['gap'])} ({check['measured'] / check['target']:.0%} of the target)"
         lines.append(f"| {check['name']} | {_fmt(check['target'])} | {_fmt(check['measured'])} | {met} | {short} |")
     if results.get("ablations"):
-        lines += ablation_lines(results["targets"], results["ablations"])
+        lines += ablation_lines(results["targets"], results["ablations"], results["held_out"]["source"])
 
     if "bits_per_byte" in results:
         lines += ["", "## Bits per byte (left to right)", "", "| language | files | bytes | bits/byte |", "|---|---|---|---|"]

@@ -243,7 +243,7 @@ def checkpoint_summary(checkpoint: Any) -> dict[str, Any]:
 
 def _config_summary(config: EvalConfig) -> dict[str, Any]:
     summary = asdict(config)
-    for key in ("checkpoint", "out_dir", "manifest"):
+    for key in ("checkpoint", "out_dir", "manifest", "ablations"):
         summary[key] = None if summary[key] is None else str(summary[key])
     summary["data"] = list(config.data)
     return summary

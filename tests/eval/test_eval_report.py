@@ -6,6 +6,7 @@ import pytest
 
 from tiny_copilot.training.eval_ablations import ABLATIONS_FORMAT, ablation_lines, read_ablations
 from tiny_copilot.training.eval_report import markdown_lines, target_checks
+from tiny_copilot.training.eval_run import EvalConfig, _config_summary
 
 WEIGHTS = "ab" * 32
 
@@ -130,6 +131,18 @@ def test_ablation_lines_name_a_target_no_variant_measures():
     assert lines[-1].endswith("(target 0.25, measured here 0.2): no ablation measures it.")
 
 
+def test_ablations_on_other_code_say_so():
+    targets = {"line_edit_similarity": {"name": "line completion edit similarity", "target": 60.0, "measured": 50.0, "met": False}}
+    ablations = {"markdown": "a.md", "held_out": "validation split", "line_cases": 10, "humaneval_tasks": 0, "seed": 0,
+                 "variants": [_variant("server defaults", 0.1, 55.0), _variant("no suffix", 0.1, 56.0)]}  # fmt: skip
+
+    other_code = "\n".join(ablation_lines(targets, ablations, "--data"))
+    same_code = "\n".join(ablation_lines(targets, ablations, "validation split"))
+
+    assert "not on this report's held-out code (--data)" in other_code
+    assert "not on this report's held-out code" not in same_code
+
+
 def test_ablation_that_meets_the_target_says_so(tmp_path):
     targets = {"line_edit_similarity": {"name": "line completion edit similarity", "target": 60.0, "measured": 55.0, "met": False}}
     ablations = {"markdown": "a.md", "held_out": "--data", "line_cases": 10, "humaneval_tasks": 0, "seed": 0,
@@ -172,3 +185,12 @@ def test_read_ablations_rejects_another_format(tmp_path):
     path.write_text("{not json", encoding="utf-8")
     with pytest.raises(ValueError, match="is not a readable ablations file"):
         read_ablations(path, WEIGHTS, tmp_path, required=False)
+
+
+def test_config_summary_with_paths_is_json(tmp_path):
+    config = EvalConfig(checkpoint=tmp_path / "ckpt", out_dir=tmp_path / "out", ablations=tmp_path / "ablations.json")
+
+    summary = json.loads(json.dumps(_config_summary(config)))
+
+    assert summary["ablations"] == str(tmp_path / "ablations.json")
+    assert summary["checkpoint"] == str(tmp_path / "ckpt")
