@@ -235,8 +235,8 @@ class GPT(nn.Module):
             raise ValueError(f"sequence of {end} tokens exceeds max_seq_len {self.config.max_seq_len}")
         if layers is None:
             layers = self.layer_weights()
-        cos_1T1K = self.rope_cos_halves[start:end].view(1, T, 1, K)
-        sin_1T1K = self.rope_sin_halves[start:end].view(1, T, 1, K)
+        cos_11TK = self.rope_cos_halves[start:end].view(1, 1, T, K)
+        sin_11TK = self.rope_sin_halves[start:end].view(1, 1, T, K)
         # One query attends to every cached position; several new ones need a mask offset by `start`
         # (is_causal would align it to the top-left corner). Built once, shared by every layer.
         mask_TS = None
@@ -247,18 +247,25 @@ class GPT(nn.Module):
         x_BTD = F.embedding(idx_BT, self.embed.weight)
         for layer, weights in enumerate(layers):
             h_BTD = F.rms_norm(x_BTD, (D,), weights.attn_norm, weights.attn_norm_eps)
-            qkv_BT3HK = F.linear(h_BTD, weights.qkv).view(B, T, 3 * H, K)
+            qkv_BT3D = F.linear(h_BTD, weights.qkv)
+            if T == 1:
+                # With one new token, (B, 1, 3H, K) and (B, 3H, 1, K) are the same memory: views
+                # replace the transposes here and before the output projection.
+                qkv_B3HTK = qkv_BT3D.view(B, 3 * H, 1, K)
+            else:
+                qkv_B3HTK = qkv_BT3D.view(B, T, 3 * H, K).transpose(1, 2)
             # Queries and keys rotate together, in one pass.
-            qk_BT2HK = rotate_halves(qkv_BT3HK[:, :, : 2 * H], cos_1T1K, sin_1T1K)
-            k_BHSK, v_BHSK = cache.write(layer, qk_BT2HK[:, :, H:].transpose(1, 2), qkv_BT3HK[:, :, 2 * H :].transpose(1, 2))
-            q_BHTK = qk_BT2HK[:, :, :H].transpose(1, 2)
+            qk_B2HTK = rotate_halves(qkv_B3HTK[:, : 2 * H], cos_11TK, sin_11TK)
+            k_BHSK, v_BHSK = cache.write(layer, qk_B2HTK[:, H:], qkv_B3HTK[:, 2 * H :])
+            q_BHTK = qk_B2HTK[:, :H]
             if k_BHSK.dtype != q_BHTK.dtype:
                 k_BHSK, v_BHSK = k_BHSK.to(q_BHTK.dtype), v_BHSK.to(q_BHTK.dtype)
             if start == 0:
                 y_BHTK = F.scaled_dot_product_attention(q_BHTK, k_BHSK, v_BHSK, is_causal=True)
             else:
                 y_BHTK = F.scaled_dot_product_attention(q_BHTK, k_BHSK, v_BHSK, attn_mask=mask_TS)
-            x_BTD = x_BTD + F.linear(y_BHTK.transpose(1, 2).reshape(B, T, D), weights.attn_proj)
+            y_BTD = y_BHTK.reshape(B, 1, D) if T == 1 else y_BHTK.transpose(1, 2).reshape(B, T, D)
+            x_BTD = x_BTD + F.linear(y_BTD, weights.attn_proj)
 
             h_BTD = F.rms_norm(x_BTD, (D,), weights.mlp_norm, weights.mlp_norm_eps)
             x_BTD = x_BTD + F.linear(F.gelu(F.linear(h_BTD, weights.fc), approximate="tanh"), weights.mlp_proj)
