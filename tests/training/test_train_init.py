@@ -58,7 +58,7 @@ def test_init_default_fine_tunes_shipped_model(tmp_path: Path) -> None:
     if not (shipped / "config.json").is_file():
         pytest.skip("no default model is installed")
     run_dir = tmp_path / "tuned"
-    # Options after FINE_TUNE_ARGS override it: the shipped model is 3.4M parameters with a 512-token context.
+    # Options after FINE_TUNE_ARGS override it: the shipped model is 3.4M parameters with a 1024-token context.
     run_train(*FINE_TUNE_ARGS, "--init", "default", "--max-steps", "2", "--batch-size", "2", "--eval-batches", "1", "--out", str(run_dir))
 
     tuned = load_checkpoint(run_dir / "checkpoint")
