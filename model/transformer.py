@@ -249,7 +249,7 @@ class GPT(nn.Module):
             h_BTD = F.rms_norm(x_BTD, (D,), weights.attn_norm, weights.attn_norm_eps)
             qkv_BT3D = F.linear(h_BTD, weights.qkv)
             if T == 1:
-                # With one new token, (B, 1, 3H, K) and (B, 3H, 1, K) are the same memory: views
+                # With one new token, (B, 1, 3H, K) and (B, 3H, 1, K) are the same memory, so views
                 # replace the transposes here and before the output projection.
                 qkv_B3HTK = qkv_BT3D.view(B, 3 * H, 1, K)
             else:
