@@ -170,3 +170,8 @@ class CacheStats:
     @property
     def hit_rate(self) -> float:
         return self.reused_tokens / self.prompt_tokens if self.prompt_tokens else 0.0
+
+    @property
+    def mean_prompt_tokens(self) -> float:
+        """Prompt length in tokens averaged over completed requests: the context a suggestion was made with."""
+        return self.prompt_tokens / self.requests if self.requests else 0.0

@@ -289,4 +289,5 @@ def _register_debug_command(server: TinyCopilotServer) -> None:
             "jobsSkipped": stats.jobs_skipped,
             "maxConcurrentJobs": stats.max_concurrent,
             "cacheHitRate": ls.suggester.cache_stats.hit_rate,
+            "meanPromptTokens": ls.suggester.cache_stats.mean_prompt_tokens,
         }

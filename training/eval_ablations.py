@@ -71,8 +71,8 @@ def ablation_lines(
 ) -> list[str]:
     """Return the report section that quotes, per missed target, what the ablations measured.
 
-    `held_out` names the report's own held-out code; when the ablations ran on other code, the section
-    says so, because their levels then differ from the report's figures.
+    `held_out` names the report's own held-out code. When the ablations ran on other code, the section
+    states it, because their levels then differ from the report's figures.
     """
     missed = {key: check for key, check in targets.items() if check["met"] is False}
     if not missed:
