@@ -38,41 +38,41 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--manifest", type=Path, help="the training run's corpus_manifest.json, if not beside the checkpoint")
     parser.add_argument("--out", type=Path, default=Path("eval-results"), help="output folder (default: ./eval-results)")
     parser.add_argument(
-        "--limit", type=int, default=_DEFAULTS.limit_files, metavar="N", help="held-out files used at most (default: %(default)s)"
+        "--limit", type=_positive_int, default=_DEFAULTS.limit_files, metavar="N", help="held-out files used at most (default: %(default)s)"
     )
     parser.add_argument(
         "--seed", type=int, default=_DEFAULTS.seed, help="seed of file, cursor and replay-window choices (default: %(default)s)"
     )
     parser.add_argument(
         "--bpb-chars",
-        type=int,
+        type=_positive_int,
         default=_DEFAULTS.bpb_max_chars_per_file,
         metavar="N",
         help="characters of each file scored for bits per byte (default: %(default)s)",
     )
     parser.add_argument(
         "--line-cases",
-        type=int,
+        type=_non_negative_int,
         default=_DEFAULTS.line_cases_per_file,
         metavar="N",
         help="line-completion cursor points per file (default: %(default)s)",
     )
     parser.add_argument(
-        "--humaneval-limit", type=int, metavar="N", help="run only the first N of the 1,033 HumanEval infilling tasks"
+        "--humaneval-limit", type=_positive_int, metavar="N", help="run only the first N of the 1,033 HumanEval infilling tasks"
     )
     parser.add_argument("--no-execute", action="store_true", help="score HumanEval by exact match only; run no generated code")
     parser.add_argument("--skip-humaneval", action="store_true", help="leave out HumanEval infilling")
     parser.add_argument("--skip-typing", action="store_true", help="leave out the typing replay through the language server")
     parser.add_argument(
         "--typing-files",
-        type=int,
+        type=_positive_int,
         default=_REPLAY_DEFAULTS.max_files,
         metavar="N",
         help="files typed in the replay (default: %(default)s)",
     )
     parser.add_argument(
         "--typing-chars",
-        type=int,
+        type=_positive_int,
         default=_REPLAY_DEFAULTS.max_chars_per_file,
         metavar="N",
         help="characters typed per file in the replay (default: %(default)s)",
@@ -101,6 +101,28 @@ def _json_object(text: str) -> dict:
         raise argparse.ArgumentTypeError(f"--settings must be a JSON object: {exc}") from exc
     if not isinstance(value, dict):
         raise argparse.ArgumentTypeError(f"--settings must be a JSON object, got {type(value).__name__}")
+    return value
+
+
+def _int(text: str) -> int:
+    try:
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be an integer, got {text!r}") from None
+
+
+def _positive_int(text: str) -> int:
+    """Parse a count of at least 1, so that a bad value is reported under the option the user typed."""
+    value = _int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be 1 or more, got {value}")
+    return value
+
+
+def _non_negative_int(text: str) -> int:
+    value = _int(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be 0 or more, got {value}")
     return value
 
 
