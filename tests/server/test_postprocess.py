@@ -222,3 +222,24 @@ def test_repetition_cut_leaves_short_runs_and_normal_code() -> None:
     assert repetition_cut("return a + b") is None
     assert repetition_cut("ab ab") is None
     assert repetition_cut("x = [(), (), ()]") is None
+
+
+def test_unclosed_docstring_is_not_suggested():
+    # Accepting it would turn the rest of the file into a string literal.
+    assert finalize('"""Return the graph.', context_at("def f():\n    |"), "multi", 8) is None
+    assert finalize("x = 1\n    '''Note", context_at("def f():\n    |"), "multi", 8) == ("x = 1", 0)
+
+
+def test_closed_docstring_is_kept():
+    generated = '"""Return the graph."""\n    return g'
+    assert finalize(generated, context_at("def f():\n    |"), "multi", 8) == (generated, 0)
+
+
+def test_docstring_end_is_kept_inside_docstring():
+    context = context_at('def f():\n    """Return |')
+    assert context.inside_triple_quotes
+    assert finalize('the graph."""', context, "single", 8) == ('the graph."""', 0)
+
+
+def test_triple_quotes_in_cpp_are_left_alone():
+    assert finalize('"""raw', context_at("int f() {\n    |", "cpp"), "multi", 8) == ('"""raw', 0)
