@@ -31,7 +31,7 @@ from tiny_copilot.model.transformer import GPT
 EMOJI_LINE = 's = "😀" + x'
 # One inference thread: on a shared CI machine two threads can make each step many times slower.
 SETTINGS = {"threads": 1}
-SLOW_SETTINGS = {"threads": 1, "maxNewTokens": 300, "multiline": "never", "temperature": 0}
+SLOW_SETTINGS = {"threads": 1, "maxNewTokens": 512, "multiline": "never", "temperature": 0}
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
 
@@ -46,7 +46,7 @@ def slow_checkpoint(tmp_path_factory: pytest.TempPathFactory, small_tokenizer: C
     """
     torch.manual_seed(0)
     path = tmp_path_factory.mktemp("slow") / "checkpoint"
-    model = GPT(ModelConfig(vocab_size=512, d_model=128, n_layers=4, n_heads=4, max_seq_len=1024))
+    model = GPT(ModelConfig(vocab_size=512, d_model=128, n_layers=8, n_heads=4, max_seq_len=1024))
     shared_D = torch.randn(128)
     with torch.no_grad():
         model.embed.weight.mul_(0.1).add_(shared_D)
