@@ -43,6 +43,10 @@ def main(argv: list[str] | None = None) -> int:
         return 1
 
     meta = {key: value for key, value in checkpoint.meta.items() if key not in WRITTEN_BY_SAVE}
+    init = (meta.get("training_config") or {}).get("init_checkpoint")
+    if init == "default" or (init is not None and Path(init).resolve() == SHIPPED.resolve()):
+        # "fine-tuned from model/shipped" would read as fine-tuned from itself once it is shipped there.
+        meta["preset"] = "fine-tuned from the previous shipped model"
     card = SHIPPED / "MODEL_CARD.md"
     card_text = card.read_text(encoding="utf-8") if card.is_file() else None
     save_checkpoint(SHIPPED, checkpoint.model, checkpoint.tokenizer, meta, weights_dtype=torch.bfloat16)

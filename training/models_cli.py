@@ -44,7 +44,8 @@ def _run(args: argparse.Namespace) -> int:
         print(json.dumps({"runs_dir": str(runs_dir), "models": rows, "problems": problems}, indent=2))
         return 0
     if not any(summary.path.parent.parent == runs_dir for summary in summaries):
-        print(f"no trained models under {runs_dir}; train one with `tiny-copilot train --time-budget 10m`")
+        others = " (only the models below)" if summaries else ""
+        print(f"no runs of your own under {runs_dir}{others}; train one with `tiny-copilot train --time-budget 10m`")
     if summaries:
         header = ("NAME", "PRESET", "PARAMS", "STEP", "VAL BPB", "SAVED", "CHECKPOINT")
         table = [header] + [
