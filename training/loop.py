@@ -99,6 +99,21 @@ def lr_multiplier(config: TrainConfig, step: int, progress: float) -> float:
     return warm * decay
 
 
+def _warn_if_warmup_outlasts_budget(ctx: LoopContext, step: int, step_s: float, elapsed_s: float) -> None:
+    """Warn when the time budget ends before the learning-rate warmup does, as in a short fine-tune."""
+    config = ctx.config
+    warmup = warmup_steps(config)
+    if config.max_steps is not None or config.stop_time_s is None or warmup == 0:
+        return
+    steps_left = max(0.0, config.stop_time_s - elapsed_s) / step_s
+    if step + steps_left < warmup:
+        ctx.say(
+            f"warning: at {step_s * 1000:.0f} ms per step the time budget allows about {step + steps_left:.0f} steps, "
+            f"fewer than the {warmup} warmup steps, so the learning rate never reaches --lr; pass a longer "
+            "--time-budget or a smaller --warmup-steps"
+        )
+
+
 def run_loop(
     ctx: LoopContext,
     start_step: int,
@@ -157,6 +172,9 @@ def run_loop(
         window_loss += loss
         window_steps += 1
         window_s += time.perf_counter() - started
+        if main and step == start_step + 2:
+            # The second step is timed because the first one includes compilation.
+            _warn_if_warmup_outlasts_budget(ctx, step, time.perf_counter() - started, elapsed())
 
         # 3. Metrics row and progress bar.
         if step % config.log_interval == 0 and main:
