@@ -5,9 +5,9 @@ machine load:
 1. milliseconds per decoded token with 256, 512 and 1024 positions in the KV cache (the timed step
    writes the last of them);
 2. prefill: a few new tokens on top of a cache of about 1k tokens, and a whole 1k-token prompt;
-3. a typing replay through `Completer.complete` (in process, no stdio): files of this repository
+3. a typing replay through `Completer.complete`, in process without stdio. Files of this repository
    are typed at a cursor with text before and after it, so the prompt fills the token budgets
-   (about 1k tokens at --max-seq-len 1024), and suggestions are accepted as in `tiny-copilot eval`.
+   (about 1k tokens at --max-seq-len 1024). Suggestions are accepted as in `tiny-copilot eval`.
    Both engines serve every request, and the run counts requests where their texts differ.
 
 "Plain" is the engine as it was before `GPT.next_token_logits`: every step through `GPT.forward`

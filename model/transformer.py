@@ -221,8 +221,8 @@ class GPT(nn.Module):
     ) -> torch.Tensor:
         """Extend `cache` by the T tokens of `idx_BT` and return the logits after the last one, shape (B, V).
 
-        The same math as `forward(idx_BT, cache=cache, last_only=True)[:, -1]`, which the tests check,
-        but with no module calls and about half the tensor operations, because at batch 1 on a CPU the
+        The same math as `forward(idx_BT, cache=cache, last_only=True)[:, -1]`, which the tests check.
+        It makes no module calls and about half the tensor operations. At batch 1 on a CPU the
         per-operation overhead is about half of a decoding step of the small model. `layers` comes from
         `layer_weights()`, gathered once for many steps; None gathers it here. Inference only: it runs
         no module hooks, and autograd through it is not supported.

@@ -283,7 +283,7 @@ def _open_prepared(work_dir: Path, start_checkpoint: Checkpoint | None) -> _Open
 
 
 def _lineage(start_checkpoint: Checkpoint | None, resume: bool) -> dict[str, Any] | None:
-    """How the starting checkpoint was made, so that a fine-tuned model's card can give every command."""
+    """Return how the starting checkpoint was made, so that a fine-tuned model's card lists every command."""
     if start_checkpoint is None:
         return None
     meta = start_checkpoint.meta

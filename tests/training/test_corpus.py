@@ -426,8 +426,8 @@ def test_explicit_header_is_labelled_by_content(tmp_path: Path) -> None:
 
 
 def test_old_manifest_headers_are_relabelled(tmp_path: Path) -> None:
-    # Manifests written before headers were labelled by content call every .h file "c"; evaluation
-    # on the validation split must still read them, and report each under its real language.
+    # Manifests written before headers were labelled by content call every .h file "c". Evaluation
+    # on the validation split must still read them and report each under its real language.
     write(tmp_path / "src" / "shape.h", CPP_HEADERS["class"])
     write(tmp_path / "src" / "point.h", C_HEADER)
     manifest = build_corpus([tmp_path / "src"]).manifest
