@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import re
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Literal
 
 Mode = Literal["single", "multi"]
@@ -60,8 +60,9 @@ class CursorContext:
     """Up to NEXT_LINES_READ non-blank document lines after the cursor's line."""
     indent: IndentStyle
     language_id: str | None = None
-    inside_triple_quotes: bool = False
-    """Python only: the text before the cursor opens more triple-quoted strings than it closes."""
+    document: str = field(default="", repr=False, compare=False)
+    """The whole document (a reference, not a copy), read only when a suggestion contains a triple quote."""
+    offset: int = 0
 
     @classmethod
     def from_text(cls, text: str, offset: int, language_id: str | None = None) -> CursorContext:
@@ -75,11 +76,19 @@ class CursorContext:
             next_lines=_next_nonblank_lines(text, line_end, NEXT_LINES_READ),
             indent=detect_indent(text[max(0, line_start - INDENT_SAMPLE_CHARS) : line_start]),
             language_id=language_id,
-            # NOTE: this counts quotes instead of tokenizing, so a triple quote inside a comment or a
-            # one-line string flips the result. Both counts take about 7 ms on a 5 MB document.
-            inside_triple_quotes=language_id == "python"
-            and any(text.count(quote, 0, offset) % 2 == 1 for quote in PYTHON_TRIPLE_QUOTES),
+            document=text,
+            offset=offset,
         )
+
+    @property
+    def inside_triple_quotes(self) -> bool:
+        """Whether the text before the cursor opens more triple-quoted strings than it closes.
+
+        NOTE: this counts quotes instead of tokenizing, so a triple quote inside a comment or a one-line
+        string flips the result. Both counts take about 7 ms on a 5 MB document, so callers ask only when
+        a suggestion contains a triple quote.
+        """
+        return any(self.document.count(quote, 0, self.offset) % 2 == 1 for quote in PYTHON_TRIPLE_QUOTES)
 
     @property
     def at_line_end(self) -> bool:
@@ -172,7 +181,8 @@ def finalize(
         insertion = insertion[:cut]
     elif truncated and mode == "multi" and "\n" in insertion:
         insertion = insertion[: insertion.rfind("\n")]
-    if context.language_id == "python" and not context.inside_triple_quotes:
+    has_triple_quote = any(quote in insertion for quote in PYTHON_TRIPLE_QUOTES)
+    if context.language_id == "python" and has_triple_quote and not context.inside_triple_quotes:
         insertion = cut_unclosed_triple_quote(insertion)
     insertion = apply_indent_style(insertion.rstrip(), context.indent, context.line_before)
 
