@@ -110,7 +110,11 @@ def main(argv: list[str] | None = None) -> int:
     _report_decoding(model, tokens, args.steps)
     _report_prefill(model, tokens)
     if args.chars > 0:
-        _report_replay(model, checkpoint.tokenizer, args.chars)
+        tokenizer = checkpoint.tokenizer
+        # Both without guessed tokens, so this pair measures GPT.next_token_logits alone.
+        _report_replay({"plain": PlainEngine(model, tokenizer, speculative=False), "optimized": Engine(model, tokenizer, speculative=False)}, args.chars)
+        # Then speculative decoding (model.drafts) on top of the optimized path.
+        _report_replay({"optimized": Engine(model, tokenizer, speculative=False), "speculative": Engine(model, tokenizer)}, args.chars)
     print(f"\nload average at the end: {os.getloadavg()[0]:.2f}")
     return 0
 
@@ -183,17 +187,21 @@ def _print_row(label: str, timings: dict[str, Timings]) -> None:
 
 
 class TwinSource:
-    """A document typed at a cursor with text after it; every request goes to both completers."""
+    """A document typed at a cursor with text after it; every request goes to both completers.
+
+    The first completer is the baseline. The second is the candidate, whose suggestions the replay accepts.
+    """
 
     def __init__(self, completers: dict[str, Completer], after: str, timings: dict[str, Timings]) -> None:
         self.completers = completers
+        self.baseline, self.candidate = completers
         self.after = after
         self.timings = timings
         self.text = ""
         self.requests = 0
         self.mismatches = 0
         self.stats: list[CompletionStats] = []
-        """The optimized completer's diagnostics of every request."""
+        """The candidate's diagnostics of every request."""
 
     def open(self, text: str) -> None:
         self.text = text
@@ -212,18 +220,19 @@ class TwinSource:
             suggestion = self.timings[name].time(lambda: completer.complete(document, cursor, "python"))
             suggested[name] = suggestion.text if suggestion is not None else ""
         self.requests += 1
-        self.mismatches += suggested["plain"] != suggested["optimized"]
-        self.stats.append(self.completers["optimized"].last_stats)
-        return suggested["optimized"]
+        self.mismatches += suggested[self.baseline] != suggested[self.candidate]
+        self.stats.append(self.completers[self.candidate].last_stats)
+        return suggested[self.candidate]
 
     def close(self) -> None:
         pass
 
 
-def _report_replay(model: GPT, tokenizer: CodeTokenizer, chars: int) -> None:
+def _report_replay(engines: dict[str, Engine], chars: int) -> None:
+    """Replay typing with two engines, the baseline first, and compare their latency and suggestions."""
     settings = ServerSettings(multiline="never")
-    engines = {"plain": PlainEngine(model, tokenizer), "optimized": Engine(model, tokenizer)}
     completers = {name: Completer(engine, settings) for name, engine in engines.items()}
+    baseline, candidate = completers
     timings = {name: Timings() for name in completers}
     requests = mismatches = 0
     stats: list[CompletionStats] = []
@@ -238,22 +247,28 @@ def _report_replay(model: GPT, tokenizer: CodeTokenizer, chars: int) -> None:
 
     prompt_tokens = statistics.median(row.prompt_tokens for row in stats)
     reused = sum(row.reused_tokens for row in stats) / sum(row.prompt_tokens for row in stats)
-    print(f"\ntyping replay: {requests} requests over {len(REPLAY_FILES)} files, single-line, greedy; "
-          f"median prompt {prompt_tokens:.0f} tokens, {reused:.1%} of prompt tokens from the KV cache")  # fmt: skip
+    print(f"\ntyping replay, {baseline} against {candidate}: {requests} requests over {len(REPLAY_FILES)} files, "
+          f"single-line, greedy; median prompt {prompt_tokens:.0f} tokens, {reused:.1%} of prompt tokens from the KV cache")  # fmt: skip
     print(f"{'':>16}  {'p50 CPU / wall':>17}  {'p95 CPU / wall':>17}")
     for name, t in timings.items():
         print(f"{name:>16}  {_percentile(t.cpu_ms, 50):7.1f} / {_percentile(t.wall_ms, 50):7.1f}  "
               f"{_percentile(t.cpu_ms, 95):7.1f} / {_percentile(t.wall_ms, 95):7.1f}")  # fmt: skip
     for share in (50, 95):
-        ratio_cpu = _percentile(timings["plain"].cpu_ms, share) / _percentile(timings["optimized"].cpu_ms, share)
-        ratio_wall = _percentile(timings["plain"].wall_ms, share) / _percentile(timings["optimized"].wall_ms, share)
+        ratio_cpu = _percentile(timings[baseline].cpu_ms, share) / _percentile(timings[candidate].cpu_ms, share)
+        ratio_wall = _percentile(timings[baseline].wall_ms, share) / _percentile(timings[candidate].wall_ms, share)
         print(f"{'speed-up p' + str(share):>16}  {ratio_cpu:6.2f}x / {ratio_wall:5.2f}x")
     print(f"requests where the two engines suggested different text: {mismatches}")
-    print("optimized, median per request (wall ms): "
+    print(f"{candidate}, median per request (wall ms): "
           f"prefill {statistics.median(row.prefill_ms for row in stats):.1f}, "
           f"decode {statistics.median(row.decode_ms for row in stats):.1f} "
           f"for {statistics.median(row.generated_tokens for row in stats):.0f} tokens, "
           f"prompt building and clean-up {statistics.median(row.elapsed_ms - row.prefill_ms - row.decode_ms for row in stats):.1f}")  # fmt: skip
+    guessed = sum(row.draft_tokens for row in stats)
+    if guessed:
+        accepted = sum(row.accepted_draft_tokens for row in stats)
+        generated = sum(row.generated_tokens for row in stats)
+        print(f"{candidate}: {accepted} of {guessed} guessed tokens accepted ({accepted / guessed:.1%}), so "
+              f"{accepted / generated:.1%} of the {generated} generated tokens took no step of their own")
 
 
 def _percentile(values: list[float], share: float) -> float:

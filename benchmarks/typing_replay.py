@@ -154,8 +154,9 @@ async def run(args: argparse.Namespace) -> int:
 
 async def run_once(args: argparse.Namespace) -> RunSummary:
     log_file = Path(tempfile.mkdtemp(prefix="typing-replay-")) / "server.log"
-    # -vv enables the diagnostic command that reports the server's cache hit rate; logs go to a file.
-    command = [sys.executable, "-m", "tiny_copilot.server.cli", "--stdio", "-vv", "--log-file", str(log_file)]
+    # The diagnostic command reports the server's cache hit rate. -vv would enable it too, but its
+    # logging of every message would count in the latencies.
+    command = [sys.executable, "-m", "tiny_copilot.server.cli", "--stdio", "-v", "--debug-commands", "--log-file", str(log_file)]
     if args.checkpoint:
         command += ["--checkpoint", str(args.checkpoint)]
     settings = {"multiline": args.multiline}

@@ -217,9 +217,16 @@ class GPT(nn.Module):
         ]
 
     def next_token_logits(
-        self, idx_BT: torch.Tensor, cache: KVCache, layers: list[LayerWeights] | None = None
+        self,
+        idx_BT: torch.Tensor,
+        cache: KVCache,
+        layers: list[LayerWeights] | None = None,
+        every_position: bool = False,
     ) -> torch.Tensor:
         """Extend `cache` by the T tokens of `idx_BT` and return the logits after the last one, shape (B, V).
+
+        With `every_position`, return the logits after each of the T tokens, shape (B, T, V): the
+        engine checks several guessed tokens in one call that way.
 
         The same math as `forward(idx_BT, cache=cache, last_only=True)[:, -1]`, which the tests check.
         It makes no module calls and about half the tensor operations. At batch 1 on a CPU the
@@ -272,5 +279,5 @@ class GPT(nn.Module):
         cache.advance(T)
 
         norm = self.final_norm
-        x_BD = F.rms_norm(x_BTD[:, -1], norm.normalized_shape, norm.weight, norm.eps)
-        return F.linear(x_BD, self.embed.weight)
+        out = x_BTD if every_position else x_BTD[:, -1]  # (B, T, D) or (B, D)
+        return F.linear(F.rms_norm(out, norm.normalized_shape, norm.weight, norm.eps), self.embed.weight)

@@ -41,6 +41,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         help="-v logs lifecycle events, -vv every request and LSP message, including document text",
     )
     parser.add_argument("--log-file", type=Path, help="append logs to this file instead of stderr")
+    parser.add_argument(
+        "--debug-commands",
+        action="store_true",
+        help="offer the workspace/executeCommand tinyCopilot.debug.documentState, which tests and benchmarks "
+        "read the server's state with (implied by -vv)",
+    )
     return parser.parse_args(argv)
 
 
@@ -70,7 +76,7 @@ def serve(argv: list[str] | None = None) -> int:
         print(f"tiny-copilot-lsp: cannot open the log file {args.log_file}: {exc.strerror}; "
               "pass --log-file a path in an existing, writable folder", file=sys.stderr)  # fmt: skip
         return 2
-    options = ServerOptions(checkpoint=args.checkpoint, debug_commands=args.verbose >= 2)
+    options = ServerOptions(checkpoint=args.checkpoint, debug_commands=args.debug_commands or args.verbose >= 2)
     server = build_server(options)
     log.info("tiny-copilot-lsp %s starting (pid %d)", server.version, os.getpid())
 

@@ -60,6 +60,9 @@ class CompletionStats:
     prefill_ms: float
     decode_ms: float
     elapsed_ms: float
+    draft_tokens: int = 0
+    """Guessed tokens checked by speculative decoding."""
+    accepted_draft_tokens: int = 0
 
 
 class Completer:
@@ -133,10 +136,14 @@ class Completer:
             prefill_ms=generation.prefill_ms,
             decode_ms=generation.decode_ms,
             elapsed_ms=elapsed_ms,
+            draft_tokens=generation.draft_tokens,
+            accepted_draft_tokens=generation.accepted_draft_tokens,
         )
         log.debug(
-            "completion: offset %d, mode %s, %d prompt tokens (%d cached), healing %r, %s, %.1f ms",
-            offset, mode, len(prompt.ids), generation.reused_tokens, healing, generation.stop_reason, elapsed_ms,
+            "completion: offset %d, mode %s, %d prompt tokens (%d cached), healing %r, %s, "
+            "%d of %d guessed tokens kept, %.1f ms",
+            offset, mode, len(prompt.ids), generation.reused_tokens, healing, generation.stop_reason,
+            generation.accepted_draft_tokens, generation.draft_tokens, elapsed_ms,
         )  # fmt: skip
         if result is None:
             return None

@@ -187,12 +187,14 @@ def test_document_text_is_logged_only_at_debug(untrained_checkpoint: Path, tmp_p
         assert (marker in log_file.read_text()) is expect_text, flags
 
 
-def test_debug_command_needs_verbose_debug(untrained_checkpoint: Path) -> None:
-    wire = WireClient(["--stdio", "-v", "--checkpoint", str(untrained_checkpoint)])
+@pytest.mark.parametrize(("flags", "offered"), [(["-v"], False), (["--debug-commands"], True)])
+def test_debug_command_needs_verbose_debug_or_its_flag(untrained_checkpoint: Path, flags: list[str], offered: bool) -> None:
+    wire = WireClient(["--stdio", *flags, "--checkpoint", str(untrained_checkpoint)])
     capabilities = wire.initialize()["result"]["capabilities"]
-    assert DEBUG_DOCUMENT_COMMAND not in capabilities.get("executeCommandProvider", {}).get("commands", [])
-    response = wire.call("workspace/executeCommand", {"command": DEBUG_DOCUMENT_COMMAND, "arguments": ["file:///a"]})
-    assert "error" in response
+    assert (DEBUG_DOCUMENT_COMMAND in capabilities.get("executeCommandProvider", {}).get("commands", [])) is offered
+    response = wire.call("workspace/executeCommand", {"command": DEBUG_DOCUMENT_COMMAND, "arguments": ["file:///a", 0, 0]})
+    # An unknown document gives a null result; an unoffered command gives an error.
+    assert ("error" in response) is not offered
     wire.close()
 
 
