@@ -55,8 +55,9 @@ MIN_PREFIX_CHARS = 4000
 class PlainEngine(Engine):
     """The engine's decoding before the optimization, kept here as the baseline."""
 
-    def _next_logits(self, ids_BT: torch.Tensor, layers: list[LayerWeights]) -> torch.Tensor:
-        return self.model(ids_BT, cache=self.cache, last_only=True)[0, -1]
+    def _next_logits(self, ids_BT: torch.Tensor, layers: list[LayerWeights], every_position: bool = False) -> torch.Tensor:
+        logits_TV = self.model(ids_BT, cache=self.cache, last_only=not every_position)[0]
+        return logits_TV if every_position else logits_TV[-1]
 
     def _healing_mask(self, healing_prefix: str) -> torch.Tensor:
         return _scanned_healing_mask(self.tokenizer, healing_prefix.encode("utf-8"), self.model.config.vocab_size)

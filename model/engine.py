@@ -158,7 +158,7 @@ class Engine:
             ids_BT = torch.tensor([feed + draft], dtype=torch.long, device=device)
             # Without guesses only the logits after the last token are needed. With guesses, the logits
             # after the last fed token and after each guess are, so choice i is the token after guess i - 1.
-            logits = self.model.next_token_logits(ids_BT, self.cache, layers, every_position=bool(draft))[0]
+            logits = self._next_logits(ids_BT, layers, every_position=bool(draft))
             self.cached_ids.extend(feed)
             if prefill_done is None:
                 prefill_done = time.perf_counter()
@@ -207,9 +207,12 @@ class Engine:
             accepted_draft_tokens=accepted,
         )
 
-    def _next_logits(self, ids_BT: torch.Tensor, layers: list[LayerWeights]) -> torch.Tensor:
-        """Append `ids_BT` (batch 1) to the cache and return the logits of the token after them, shape V."""
-        return self.model.next_token_logits(ids_BT, self.cache, layers)[0]
+    def _next_logits(self, ids_BT: torch.Tensor, layers: list[LayerWeights], every_position: bool = False) -> torch.Tensor:
+        """Append `ids_BT` (batch 1) to the cache and return the logits after them.
+
+        The shape is V for the token after the last one, or (T, V) with `every_position`.
+        """
+        return self.model.next_token_logits(ids_BT, self.cache, layers, every_position)[0]
 
     def _healing_mask(self, healing_prefix: str) -> torch.Tensor:
         return _healing_mask_cached(self.tokenizer, healing_prefix.encode("utf-8"), self.model.config.vocab_size)
