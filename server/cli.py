@@ -14,6 +14,7 @@ import sys
 from pathlib import Path
 
 from .lsp import ServerOptions, build_server
+from .stdio import BoundedInput
 
 log = logging.getLogger(__name__)
 
@@ -83,7 +84,7 @@ def serve(argv: list[str] | None = None) -> int:
     # Anything a library prints must not corrupt the protocol stream, so print() goes to stderr.
     protocol_stdout = sys.stdout.buffer
     sys.stdout = sys.stderr
-    server.start_io(sys.stdin.buffer, protocol_stdout)
+    server.start_io(BoundedInput(sys.stdin.buffer), protocol_stdout)  # type: ignore[arg-type]
 
     protocol = server.tiny_protocol
     if protocol.exit_code is not None:

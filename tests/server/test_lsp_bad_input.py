@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -10,6 +11,7 @@ import pytest
 from lsp_wire import WireClient
 
 from tiny_copilot.server.lsp import DEBUG_DOCUMENT_COMMAND
+from tiny_copilot.server.stdio import MAX_MESSAGE_BYTES
 
 PARSE_ERROR = -32700
 INVALID_REQUEST = -32600
@@ -53,6 +55,33 @@ def test_malformed_json_gets_parse_error(wire: WireClient) -> None:
     errors = wire.wait_null_id_errors(before + 1)
     assert errors[-1]["error"]["code"] == PARSE_ERROR
     assert_still_serving(wire)
+
+
+def test_body_over_size_limit_gets_parse_error(wire: WireClient) -> None:
+    before = len(wire.responses.get(None, {}).get("all", []))
+    wire.send_bytes(b"x" * (MAX_MESSAGE_BYTES + 1))
+    errors = wire.wait_null_id_errors(before + 1, timeout_s=60)
+    assert errors[-1]["error"]["code"] == PARSE_ERROR
+    assert_still_serving(wire)
+
+
+def test_huge_content_length_does_not_crash(untrained_checkpoint: Path, tmp_path: Path) -> None:
+    """A header that claims 100 GB, then the end of input: the server exits as on any closed input."""
+    log_file = tmp_path / "server.log"
+    client = WireClient(["--stdio", "--checkpoint", str(untrained_checkpoint)], log_file=log_file)
+    client.initialize()
+    assert client.process.stdin is not None
+    client.process.stdin.write(b"Content-Length: 99999999999\r\n\r\n{}")
+    client.process.stdin.flush()
+    # Still running, reading the rest of the claimed body.
+    time.sleep(1.0)
+    assert client.process.poll() is None
+
+    # Exit code 1: the input ended without shutdown and exit, as the LSP specification asks.
+    assert client.close() == 1
+    log = log_file.read_text(encoding="utf-8")
+    assert "MemoryError" not in log
+    assert "dropped a message body of 2 bytes (Content-Length 99999999999)" in log
 
 
 def test_invalid_utf8_gets_parse_error(wire: WireClient) -> None:
