@@ -102,6 +102,9 @@ def run_typing_replay(
     workdir = workdir.resolve()
     workdir.mkdir(parents=True, exist_ok=True)
     log_file = workdir / "server.log"
+    # The server appends to its log, and the cold-start probe reads the model's load time from it. A
+    # line left by an earlier run made the probe end before this server had loaded its model.
+    log_file.unlink(missing_ok=True)
     client = StdioLanguageClient(server_command(checkpoint, log_file), workdir / "server.stderr", settings=settings)
     try:
         client.initialize(workdir)
