@@ -69,11 +69,12 @@ def resolve_checkpoint(cli_checkpoint: Path | None, settings: ServerSettings) ->
 def load_model(cli_checkpoint: Path | None, settings: ServerSettings, is_cancelled: IsCancelled) -> LoadedModel:
     """Import torch, load and verify the checkpoint, and warm the model up (runs on the inference thread).
 
-    Raises ModelLoadError when the checkpoint is missing or broken.
+    Raises ModelLoadError when the checkpoint is missing or broken, and JobCancelled when `is_cancelled`
+    turns true during the warm-up (the server is shutting down).
     """
     started = time.perf_counter()
     from tiny_copilot.model.checkpoint import CheckpointError, load_checkpoint
-    from tiny_copilot.model.engine import Engine
+    from tiny_copilot.model.engine import Engine, GenerationCancelled
 
     from .completion import Completer
 
@@ -88,7 +89,10 @@ def load_model(cli_checkpoint: Path | None, settings: ServerSettings, is_cancell
     completer = Completer(engine, settings)
     # The first forward pass allocates buffers and takes several times longer than later ones, so
     # running it here keeps that cost out of the first keystroke's latency.
-    completer.complete("\n", 1, language_id=None, is_cancelled=is_cancelled)
+    try:
+        completer.complete("\n", 1, language_id=None, is_cancelled=is_cancelled)
+    except GenerationCancelled:
+        raise JobCancelled() from None
     engine.reset()
     log.info(
         "loaded %s (%d parameters) in %.0f ms with %d threads",

@@ -1,14 +1,17 @@
-"""The server's standard input, with a size limit on each message body.
+"""The server's standard input, with bounded memory for headers and message bodies.
 
 pygls reads a body with one `read(Content-Length)` call, and Python allocates the whole length before
-reading. A header that claims 100 GB therefore ended the server with a MemoryError. Bodies over the
-limit are read in chunks and dropped here. The read loop then gets a body that is not JSON, so the
-client receives the usual parse error (id null) and the server keeps serving.
+reading. A header that claimed 100 GB therefore ended the server with a MemoryError, and one with more
+than 4,300 digits with a ValueError from `int()`. Here bodies over the limit are read in chunks and
+dropped. The read loop then gets a body that is not JSON, so the client receives the usual parse error
+(id null) and the server keeps serving. A client that announces more than it sends looks the same
+as a slow one, so the warning is logged as soon as the header arrives.
 """
 
 from __future__ import annotations
 
 import logging
+import re
 from typing import BinaryIO
 
 log = logging.getLogger(__name__)
@@ -18,7 +21,13 @@ MAX_MESSAGE_BYTES = 64 * 1024 * 1024
 six characters (\\u0001), so real messages stay below it."""
 
 MAX_HEADER_LINE_BYTES = 64 * 1024
-"""A header line longer than this is returned in pieces, none of which is a valid header."""
+"""A header line longer than this is dropped: LSP defines only Content-Length and Content-Type."""
+
+_CONTENT_LENGTH = re.compile(rb"Content-Length: (\d+)\r\n")
+_MAX_LENGTH_DIGITS = 15
+"""Longer values are replaced by this many nines before pygls converts them with `int()`."""
+_DROPPED_HEADER = b"X-Dropped-Header: too-long\r\n"
+"""Stands in for a dropped header line: not blank, so the headers go on, and not a Content-Length."""
 
 _DROP_CHUNK_BYTES = 1024 * 1024
 _NOT_JSON = b"\x00"
@@ -33,20 +42,44 @@ class BoundedInput:
         self.max_message_bytes = max_message_bytes
 
     def readline(self) -> bytes:
-        return self._stream.readline(MAX_HEADER_LINE_BYTES)
+        line = self._stream.readline(MAX_HEADER_LINE_BYTES)
+        if len(line) >= MAX_HEADER_LINE_BYTES and not line.endswith(b"\n"):
+            # Skip to the line's end, so that its last piece is not taken for the blank line that ends
+            # the headers.
+            skipped = len(line) + self._skip_line()
+            log.warning("dropped a header line of %d bytes: over the limit of %d bytes", skipped, MAX_HEADER_LINE_BYTES)
+            return _DROPPED_HEADER
+        match = _CONTENT_LENGTH.fullmatch(line)
+        if match is None:
+            return line
+        digits = match[1]
+        if len(digits) > _MAX_LENGTH_DIGITS or int(digits) > self.max_message_bytes:
+            log.warning(
+                "a message announces a body of %s bytes, over the limit of %d bytes: it will be read and "
+                "dropped, and if the client sends less, later messages are read as part of it",
+                digits[:20].decode() + ("..." if len(digits) > 20 else ""), self.max_message_bytes,
+            )  # fmt: skip
+        if len(digits) > _MAX_LENGTH_DIGITS:
+            return b"Content-Length: %s\r\n" % (b"9" * _MAX_LENGTH_DIGITS)
+        return line
 
     def read(self, size: int) -> bytes:
         if size <= self.max_message_bytes:
             return self._stream.read(size)
         dropped = self._drop(size)
-        log.warning(
-            "dropped a message body of %d bytes (Content-Length %d): over the limit of %d bytes; "
-            "split the content or check the client's Content-Length header",
-            dropped, size, self.max_message_bytes,
-        )  # fmt: skip
+        log.warning("dropped a message body of %d bytes (Content-Length %d)", dropped, size)
         # Empty bytes would end pygls' read loop as the end of input does. So a body cut short by the
         # end of input also becomes a parse error here, and the next readline then ends the loop.
         return _NOT_JSON
+
+    def _skip_line(self) -> int:
+        """Read up to and including the next newline, or to the end of input; return the bytes read."""
+        skipped = 0
+        while True:
+            piece = self._stream.readline(MAX_HEADER_LINE_BYTES)
+            skipped += len(piece)
+            if not piece or piece.endswith(b"\n"):
+                return skipped
 
     def _drop(self, size: int) -> int:
         """Read and discard `size` bytes, or up to the end of input; return how many were read."""

@@ -11,7 +11,7 @@ import pytest
 from lsp_wire import WireClient
 
 from tiny_copilot.server.lsp import DEBUG_DOCUMENT_COMMAND
-from tiny_copilot.server.stdio import MAX_MESSAGE_BYTES
+from tiny_copilot.server.stdio import MAX_HEADER_LINE_BYTES, MAX_MESSAGE_BYTES
 
 PARSE_ERROR = -32700
 INVALID_REQUEST = -32600
@@ -77,11 +77,38 @@ def test_huge_content_length_does_not_crash(untrained_checkpoint: Path, tmp_path
     time.sleep(1.0)
     assert client.process.poll() is None
 
-    # Exit code 1: the input ended without shutdown and exit, as the LSP specification asks.
+    # The LSP specification sets exit code 1 when the input ends without shutdown and exit.
     assert client.close() == 1
     log = log_file.read_text(encoding="utf-8")
     assert "MemoryError" not in log
     assert "dropped a message body of 2 bytes (Content-Length 99999999999)" in log
+
+
+def test_over_long_header_line_is_skipped(wire: WireClient) -> None:
+    body = json.dumps({"jsonrpc": "2.0", "id": 4242, "method": "textDocument/inlineCompletion", "params": {
+        "textDocument": {"uri": "file:///never-opened.py"}, "position": {"line": 0, "character": 0}, "context": {"triggerKind": 2}}}).encode()
+    assert wire.process.stdin is not None
+    # 65,536 bytes before the line break: the largest line read at once ends exactly where "\r\n" begins.
+    long_header = b"X-Padding: " + b"a" * (MAX_HEADER_LINE_BYTES - len(b"X-Padding: ")) + b"\r\n"
+    wire.process.stdin.write(b"Content-Length: %d\r\n" % len(body) + long_header + b"\r\n" + body)
+    wire.process.stdin.flush()
+    assert "result" in wire.wait_response(4242)
+
+
+def test_content_length_with_5000_digits_does_not_crash(untrained_checkpoint: Path, tmp_path: Path) -> None:
+    log_file = tmp_path / "server.log"
+    client = WireClient(["--stdio", "--checkpoint", str(untrained_checkpoint)], log_file=log_file)
+    client.initialize()
+    assert client.process.stdin is not None
+    client.process.stdin.write(b"Content-Length: " + b"7" * 5000 + b"\r\n\r\n{}")
+    client.process.stdin.flush()
+    time.sleep(1.0)
+    assert client.process.poll() is None
+
+    assert client.close() == 1
+    log = log_file.read_text(encoding="utf-8")
+    assert "Traceback" not in log
+    assert "a message announces a body of 77777777777777777777... bytes" in log
 
 
 def test_invalid_utf8_gets_parse_error(wire: WireClient) -> None:

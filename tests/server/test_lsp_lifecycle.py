@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 import time
@@ -208,3 +209,26 @@ def test_cli_prints_nothing_to_stdout_on_errors(flag: str) -> None:
         assert result.returncode == 2
         assert result.stdout == ""
         assert "unrecognized arguments" in result.stderr
+
+
+def test_shutdown_while_model_loads_is_quiet(untrained_checkpoint: Path, tmp_path: Path) -> None:
+    """shutdown right after initialized stops the model load without an error message or traceback."""
+    log_file = tmp_path / "server.log"
+    wire = WireClient(["--stdio", "-v", "--checkpoint", str(untrained_checkpoint)], log_file=log_file)
+    wire.initialize(PROGRESS_CAPABILITIES)
+    # The load has started once its progress begins; importing torch alone then takes about a second.
+    wait_for_notification(wire, "$/progress", lambda params: params["value"]["kind"] == "begin")
+    assert "result" in wire.call("shutdown", timeout_s=30)
+    # `exit` ends the process at once, so wait for the load to end first.
+    deadline = time.monotonic() + 60
+    load_ended = re.compile("model loading cancelled|loading the model failed")
+    while time.monotonic() < deadline and not load_ended.search(log_file.read_text(encoding="utf-8")):
+        time.sleep(0.05)
+    wire.notify("exit")
+    assert wire.process.wait(30) == 0
+
+    log = log_file.read_text(encoding="utf-8")
+    assert "model loading cancelled: the server is shutting down" in log
+    assert "Traceback" not in log
+    errors = [n for n in wire.notifications if n["method"] == "window/showMessage" and n["params"]["type"] == 1]
+    assert errors == []
