@@ -6,6 +6,9 @@ VENV := .venv
 BIN := $(VENV)/bin
 # The exact torch that CI tests; pyproject.toml accepts any torch>=2.4 for users.
 TORCH_VERSION := 2.13.0
+# Where pip looks for torch, e.g. https://download.pytorch.org/whl/cpu for the CPU-only build on Linux.
+# Empty: pip's own index and find-links.
+TORCH_INDEX ?=
 
 .PHONY: run test venv test-venv editors clean
 
@@ -14,7 +17,7 @@ $(BIN)/python:
 	$(BIN)/pip install --quiet --upgrade pip
 
 $(VENV)/.installed: pyproject.toml | $(BIN)/python
-	$(BIN)/pip install --quiet torch==$(TORCH_VERSION)
+	$(BIN)/pip install --quiet $(if $(TORCH_INDEX),--index-url $(TORCH_INDEX)) torch==$(TORCH_VERSION)
 	$(BIN)/pip install --quiet -e .
 	touch $@
 
