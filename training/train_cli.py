@@ -12,7 +12,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, get_args, get_origin
 
-from .train_config import DEFAULT_TIME_BUDGET_S, TrainConfig, flag_of, resume_config
+from .train_config import DEFAULT_TIME_BUDGET_S, TrainConfig, flag_of, keep_resumed_dtype, resume_config
 
 DESCRIPTION = """\
 Train a small GPT on source code, on CPU or GPU. Data preparation (corpus, tokenizer, token files) runs
@@ -123,7 +123,7 @@ torch 2.13, passive waits made a training step 5-8x faster on a busy CPU and no 
 def _run(args: argparse.Namespace) -> int:
     # libgomp reads the variable once, when torch loads; torch is not imported before this point.
     os.environ.setdefault(*PASSIVE_WAIT)
-    from tiny_copilot.model.checkpoint import CheckpointError
+    from tiny_copilot.model.checkpoint import CheckpointError, read_checkpoint_meta
 
     from .runs import default_runs_dir, list_runs, new_run_dir, read_training_state, resume_checkpoint_dir
 
@@ -131,8 +131,13 @@ def _run(args: argparse.Namespace) -> int:
     try:
         if args.resume:
             run_dir = Path(given["out_dir"]).expanduser() if "out_dir" in given else _newest_run(default_runs_dir(), list_runs)
-            saved = read_training_state(resume_checkpoint_dir(run_dir)).training_config
+            checkpoint_dir = resume_checkpoint_dir(run_dir)
+            saved = read_training_state(checkpoint_dir).training_config
             config = resume_config(saved, given)
+            trained_dtype = read_checkpoint_meta(checkpoint_dir).get("execution", {}).get("dtype")
+            config, note = keep_resumed_dtype(config, given, trained_dtype)
+            if note:
+                print(f"tiny-copilot train: {note}", file=sys.stderr)
         else:
             config = TrainConfig(**given)
             run_dir = Path(config.out_dir).expanduser() if config.out_dir else new_run_dir(config.preset)

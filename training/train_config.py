@@ -311,6 +311,19 @@ RESUMABLE_OVERRIDES = frozenset(
 """Fields that `--resume` may change; the others must match the run, or the data order and schedule would."""
 
 
+def keep_resumed_dtype(config: TrainConfig, given: dict[str, Any], trained_dtype: object) -> tuple[TrainConfig, str | None]:
+    """Pin `--dtype auto` of a resumed run to the dtype its steps so far used; return the config and a note.
+
+    `auto` measures bfloat16 against float32 at start-up, and on a busy machine the measurement can
+    come out the other way, so a resumed run would switch numerics halfway. A `--dtype` given with
+    `--resume` still wins.
+    """
+    if config.dtype != "auto" or "dtype" in given or trained_dtype not in ("float32", "bfloat16"):
+        return config, None
+    note = f"--resume keeps {trained_dtype}, the dtype the run trained with; pass --dtype to change it"
+    return dataclasses.replace(config, dtype=trained_dtype), note
+
+
 def flag_of(name: str) -> str:
     """Return the command-line flag of a TrainConfig field."""
     metadata = {f.name: f.metadata for f in dataclasses.fields(TrainConfig)}[name]

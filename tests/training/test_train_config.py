@@ -17,6 +17,7 @@ from tiny_copilot.training.train_config import (
     DEFAULT_TIME_BUDGET_S,
     TrainConfig,
     flag_of,
+    keep_resumed_dtype,
     parse_duration_s,
     resume_config,
 )
@@ -202,3 +203,23 @@ def test_flops_formula_counts_attention() -> None:
     config = preset_config("tiny", max_seq_len=256)
     assert model_flops_per_token(config, 1_000_000, 256) == 6e6 + 12 * 4 * 128 * 256
     assert not math.isnan(model_flops_per_token(config, 1, 1))
+
+
+@pytest.mark.parametrize(
+    ("run_dtype", "given", "trained", "expected", "noted"),
+    [
+        ("auto", {}, "bfloat16", "bfloat16", True),
+        ("auto", {}, "float32", "float32", True),
+        ("auto", {"dtype": "auto"}, "bfloat16", "auto", False),
+        ("auto", {"dtype": "float32"}, "bfloat16", "auto", False),
+        ("float32", {}, "bfloat16", "float32", False),
+        ("auto", {}, None, "auto", False),
+    ],
+)
+def test_resume_keeps_trained_dtype(run_dtype: str, given: dict, trained: str | None, expected: str, noted: bool) -> None:
+    config = TrainConfig(dtype=run_dtype)
+
+    resumed, note = keep_resumed_dtype(config, given, trained)
+
+    assert resumed.dtype == expected
+    assert (note is not None) is noted
