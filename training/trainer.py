@@ -77,7 +77,12 @@ def train(
         torch.cuda.set_device(device)  # NCCL and the default CUDA stream follow the current device
     run_dir = Path(distributed.broadcast_from_main(group, str(run_dir)))
     try:
-        return _train(config, run_dir, resume, command, say, device, group)
+        outcome = _train(config, run_dir, resume, command, say, device, group)
+        # Rank 0 writes files after the last collective. NOTE: once in CI, rank 1 aborted ("terminate
+        # called without an active exception") while tearing gloo down early; waiting here for rank 0
+        # is meant to prevent that, but the cause was not confirmed.
+        distributed.barrier(group)
+        return outcome
     finally:
         distributed.destroy_process_group(group)
 
