@@ -65,13 +65,21 @@ def test_body_over_size_limit_gets_parse_error(wire: WireClient) -> None:
     assert_still_serving(wire)
 
 
-def test_huge_content_length_does_not_crash(untrained_checkpoint: Path, tmp_path: Path) -> None:
-    """A header that claims 100 GB, then the end of input: the server exits as on any closed input."""
+@pytest.mark.parametrize(
+    ("length", "logged"),
+    [
+        (b"99999999999", "dropped a message body of 2 bytes (Content-Length 99999999999)"),
+        # pygls converts the value with int(), which rejects more than 4,300 digits.
+        (b"7" * 5000, "a message announces a body of 77777777777777777777... bytes"),
+    ],
+)
+def test_huge_content_length_does_not_crash(untrained_checkpoint: Path, tmp_path: Path, length: bytes, logged: str) -> None:
+    """A header that claims a huge body, then the end of input: the server exits as on any closed input."""
     log_file = tmp_path / "server.log"
     client = WireClient(["--stdio", "--checkpoint", str(untrained_checkpoint)], log_file=log_file)
     client.initialize()
     assert client.process.stdin is not None
-    client.process.stdin.write(b"Content-Length: 99999999999\r\n\r\n{}")
+    client.process.stdin.write(b"Content-Length: " + length + b"\r\n\r\n{}")
     client.process.stdin.flush()
     # Still running, reading the rest of the claimed body.
     time.sleep(1.0)
@@ -80,8 +88,8 @@ def test_huge_content_length_does_not_crash(untrained_checkpoint: Path, tmp_path
     # The LSP specification sets exit code 1 when the input ends without shutdown and exit.
     assert client.close() == 1
     log = log_file.read_text(encoding="utf-8")
-    assert "MemoryError" not in log
-    assert "dropped a message body of 2 bytes (Content-Length 99999999999)" in log
+    assert "Traceback" not in log
+    assert logged in log
 
 
 def test_over_long_header_line_is_skipped(wire: WireClient) -> None:
@@ -93,22 +101,6 @@ def test_over_long_header_line_is_skipped(wire: WireClient) -> None:
     wire.process.stdin.write(b"Content-Length: %d\r\n" % len(body) + long_header + b"\r\n" + body)
     wire.process.stdin.flush()
     assert "result" in wire.wait_response(4242)
-
-
-def test_content_length_with_5000_digits_does_not_crash(untrained_checkpoint: Path, tmp_path: Path) -> None:
-    log_file = tmp_path / "server.log"
-    client = WireClient(["--stdio", "--checkpoint", str(untrained_checkpoint)], log_file=log_file)
-    client.initialize()
-    assert client.process.stdin is not None
-    client.process.stdin.write(b"Content-Length: " + b"7" * 5000 + b"\r\n\r\n{}")
-    client.process.stdin.flush()
-    time.sleep(1.0)
-    assert client.process.poll() is None
-
-    assert client.close() == 1
-    log = log_file.read_text(encoding="utf-8")
-    assert "Traceback" not in log
-    assert "a message announces a body of 77777777777777777777... bytes" in log
 
 
 def test_invalid_utf8_gets_parse_error(wire: WireClient) -> None:
