@@ -4,6 +4,8 @@ For each chosen line of each file, the line's text is removed and then typed bac
 time: didChange per keystroke, an inlineCompletion request after each, and $/cancelRequest for the
 previous request if it is still open (VS Code's behaviour). It prints:
 - latency p50/p95 of answered requests (send to response, over stdio, from this client);
+- the server's own p50/p95 from a request's arrival in its handler to the answer, so the rest of the
+  latency is the protocol (JSON, pygls, the pipe) on both sides;
 - the KV-cache hit rate: prompt tokens reused from the cache / prompt tokens, as the server counts them;
 - the share of suggested characters that the user then typed (the common prefix of each suggestion
   with the text that really followed).
@@ -130,6 +132,8 @@ class RunSummary:
 
     p50_ms: float
     p95_ms: float
+    handler_p50_ms: float
+    handler_p95_ms: float
     cache_hit_rate: float
     mean_prompt_tokens: float
 
@@ -143,10 +147,13 @@ async def run(args: argparse.Namespace) -> int:
         # The machine may be shared, so a single run's tail is noisy. Medians over fresh servers are steadier.
         p50 = statistics.median(s.p50_ms for s in summaries)
         p95 = statistics.median(s.p95_ms for s in summaries)
+        handler_p50 = statistics.median(s.handler_p50_ms for s in summaries)
+        handler_p95 = statistics.median(s.handler_p95_ms for s in summaries)
         hit_rate = statistics.median(s.cache_hit_rate for s in summaries)
         prompt = statistics.median(s.mean_prompt_tokens for s in summaries)
         print(
-            f"median over {len(summaries)} runs: latency p50 {p50:.1f} ms, p95 {p95:.1f} ms, "
+            f"median over {len(summaries)} runs: latency p50 {p50:.1f} ms, p95 {p95:.1f} ms "
+            f"(in the server's handler {handler_p50:.1f} / {handler_p95:.1f} ms), "
             f"KV-cache hit rate {100 * hit_rate:.1f}%, mean prompt {prompt:.0f} tokens"
         )
     return 0
@@ -184,7 +191,13 @@ async def run_once(args: argparse.Namespace) -> RunSummary:
     await client.stop()
     cache_hit_rate = state["cacheHitRate"] if state is not None else float("nan")
     mean_prompt_tokens = state["meanPromptTokens"] if state is not None else float("nan")
-    return print_report(results, cache_hit_rate, mean_prompt_tokens, log_file)
+    handler = state["handlerLatencyMs"] if state is not None else {}
+    handler_ms = (_or_nan(handler.get("p50")), _or_nan(handler.get("p95")))
+    return print_report(results, handler_ms, cache_hit_rate, mean_prompt_tokens, log_file)
+
+
+def _or_nan(value: float | None) -> float:
+    return float("nan") if value is None else value
 
 
 async def wait_until_ready(client: LanguageClient, timeout_s: float = 300.0) -> None:
@@ -203,7 +216,9 @@ async def wait_until_ready(client: LanguageClient, timeout_s: float = 300.0) -> 
     raise TimeoutError("the model did not load; see the server log")
 
 
-def print_report(results: Results, cache_hit_rate: float, mean_prompt_tokens: float, log_file: Path) -> RunSummary:
+def print_report(
+    results: Results, handler_ms: tuple[float, float], cache_hit_rate: float, mean_prompt_tokens: float, log_file: Path
+) -> RunSummary:
     latencies = sorted(results.latencies_ms)
     answered = len(latencies)
     print(f"requests answered: {answered}, cancelled: {results.cancelled}, empty answers: {results.empty}")
@@ -212,13 +227,14 @@ def print_report(results: Results, cache_hit_rate: float, mean_prompt_tokens: fl
         p50 = statistics.median(latencies)
         p95 = latencies[min(answered - 1, int(0.95 * answered))]
         print(f"latency p50 {p50:.1f} ms, p95 {p95:.1f} ms, max {latencies[-1]:.1f} ms")
+    print(f"in the server's handler: p50 {handler_ms[0]:.1f} ms, p95 {handler_ms[1]:.1f} ms")
     print(f"KV-cache hit rate (reused / prompt tokens): {100 * cache_hit_rate:.1f}%")
     print(f"mean prompt: {mean_prompt_tokens:.0f} tokens (prefix, suffix and fill-in-the-middle tokens)")
     if results.suggested_chars:
         share = results.typed_suggested_chars / results.suggested_chars
         print(f"suggested characters the user then typed: {100 * share:.1f}% of {results.suggested_chars}")
     print(f"server log: {log_file}")
-    return RunSummary(p50, p95, cache_hit_rate, mean_prompt_tokens)
+    return RunSummary(p50, p95, *handler_ms, cache_hit_rate, mean_prompt_tokens)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -175,3 +175,24 @@ class CacheStats:
     def mean_prompt_tokens(self) -> float:
         """Prompt length in tokens averaged over completed requests: the context a suggestion was made with."""
         return self.prompt_tokens / self.requests if self.requests else 0.0
+
+
+LATENCY_SAMPLES = 4096
+"""Requests whose handler time `LatencyStats` keeps; older ones are dropped, so memory stays bounded."""
+
+
+@dataclass
+class LatencyStats:
+    """Milliseconds from a request's arrival in the handler to its response, over the latest requests."""
+
+    samples_ms: deque[float] = field(default_factory=lambda: deque(maxlen=LATENCY_SAMPLES))
+
+    def add(self, elapsed_ms: float) -> None:
+        self.samples_ms.append(elapsed_ms)
+
+    def percentile(self, share: float) -> float | None:
+        """Return the `share` (0-100) percentile by rank, or None before the first request."""
+        if not self.samples_ms:
+            return None
+        ordered = sorted(self.samples_ms)
+        return ordered[min(len(ordered) - 1, int(share / 100 * len(ordered)))]

@@ -290,4 +290,9 @@ def _register_debug_command(server: TinyCopilotServer) -> None:
             "maxConcurrentJobs": stats.max_concurrent,
             "cacheHitRate": ls.suggester.cache_stats.hit_rate,
             "meanPromptTokens": ls.suggester.cache_stats.mean_prompt_tokens,
+            "handlerLatencyMs": {
+                "p50": ls.suggester.latency.percentile(50),
+                "p95": ls.suggester.latency.percentile(95),
+                "requests": len(ls.suggester.latency.samples_ms),
+            },
         }

@@ -16,7 +16,7 @@ from lsprotocol import types
 
 from . import positions
 from .documents import Document, DocumentStore
-from .inference import CacheStats, InferenceWorker, JobCancelled
+from .inference import CacheStats, InferenceWorker, JobCancelled, LatencyStats
 from .loading import ModelSlot
 from .positions import LineEnding, PositionEncoding
 
@@ -90,6 +90,8 @@ class Suggester:
         self.slot = slot
         self.encoding: PositionEncoding = positions.DEFAULT_ENCODING
         self.cache_stats = CacheStats()
+        self.latency = LatencyStats()
+        """Handler time of the requests that the inference worker completed."""
 
     async def suggest(self, uri: str, position: types.Position) -> Edit | None:
         """Return the edit for a suggestion at `position`, or None when there is nothing to suggest.
@@ -98,6 +100,7 @@ class Suggester:
         the same document superseded this one, or the document changed while generating.
         Cancelling the awaiting task ($/cancelRequest) stops the generation within one step.
         """
+        received = time.perf_counter()
         document = self.documents.get(uri)
         if document is None:
             log.debug("no suggestion for %s: the document is not open", uri)
@@ -123,6 +126,7 @@ class Suggester:
         if self.documents.revision(uri) != context.revision:
             log.debug("%s changed while generating; dropping the suggestion", uri)
             return None
+        self.latency.add(_ms_since(received))
         if suggestion is None:
             log.debug("%s %d:%d: nothing to suggest (%.1f ms)", uri, position.line, position.character, _ms_since(started))
             return None

@@ -1,6 +1,6 @@
-"""CacheStats: the KV-cache hit rate and prompt length that the debug command and the benchmarks report."""
+"""CacheStats and LatencyStats: the figures that the debug command and the benchmarks report."""
 
-from tiny_copilot.server.inference import CacheStats
+from tiny_copilot.server.inference import LATENCY_SAMPLES, CacheStats, LatencyStats
 
 
 def test_empty_stats_are_zero() -> None:
@@ -19,3 +19,24 @@ def test_stats_sum_over_requests() -> None:
     assert stats.requests == 3
     assert stats.hit_rate == 1980 / 3000
     assert stats.mean_prompt_tokens == 1000.0
+
+
+def test_latency_percentiles_by_rank() -> None:
+    stats = LatencyStats()
+    assert stats.percentile(50) is None
+
+    for elapsed_ms in range(100, 0, -1):
+        stats.add(float(elapsed_ms))
+
+    assert stats.percentile(50) == 51.0
+    assert stats.percentile(95) == 96.0
+    assert stats.percentile(100) == 100.0
+
+
+def test_latency_keeps_only_latest_samples() -> None:
+    stats = LatencyStats()
+    for elapsed_ms in range(LATENCY_SAMPLES + 10):
+        stats.add(float(elapsed_ms))
+
+    assert len(stats.samples_ms) == LATENCY_SAMPLES
+    assert min(stats.samples_ms) == 10.0

@@ -128,6 +128,17 @@ async def test_items_carry_range_on_cursor_line(client: LanguageClient) -> None:
         assert item.range.end.line == 4
 
 
+async def test_handler_latency_is_reported(client: LanguageClient) -> None:
+    uri = "file:///latency.py"
+    open_document(client, uri, "import json\n\ndef load(path):\n    return json.")
+    before = (await document_state(client, uri))["handlerLatencyMs"]["requests"]
+    await client.text_document_inline_completion_async(inline_params(uri, 3, 16))
+
+    latency = (await document_state(client, uri))["handlerLatencyMs"]
+    assert latency["requests"] == before + 1
+    assert 0 < latency["p50"] <= latency["p95"]
+
+
 async def test_crlf_and_lf_give_same_suggestion(client: LanguageClient) -> None:
     lf = "def add(a, b):\n    total = a + b\n    return "
     crlf = lf.replace("\n", "\r\n")
