@@ -78,9 +78,9 @@ def train(
     run_dir = Path(distributed.broadcast_from_main(group, str(run_dir)))
     try:
         outcome = _train(config, run_dir, resume, command, say, device, group)
-        # Rank 0 writes files after the last collective. NOTE: once in CI, rank 1 aborted ("terminate
-        # called without an active exception") while tearing gloo down early; waiting here for rank 0
-        # is meant to prevent that, but the cause was not confirmed.
+        # Rank 0 writes files after the last collective, so the ranks wait for each other here.
+        # NOTE: once in CI, rank 1 aborted during teardown ("terminate called without an active
+        # exception"). This barrier is meant to prevent that, but the cause was not confirmed.
         distributed.barrier(group)
         return outcome
     finally:
