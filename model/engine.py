@@ -156,8 +156,8 @@ class Engine:
                 room = min(self.max_seq_len - len(self.cached_ids) - len(feed), config.max_new_tokens - len(new_ids))
                 draft = drafts.propose(min(MAX_DRAFT_TOKENS, room))
             ids_BT = torch.tensor([feed + draft], dtype=torch.long, device=device)
-            # Without guesses only the logits after the last token are needed. With guesses, the logits
-            # after the last fed token and after each guess are, so choice i is the token after guess i - 1.
+            # Without guesses only the logits after the last token are needed. With guesses, those after
+            # the last fed token and after each guess are needed too: choice i follows guess i - 1.
             logits = self._next_logits(ids_BT, layers, every_position=bool(draft))
             self.cached_ids.extend(feed)
             if prefill_done is None:
