@@ -28,7 +28,7 @@ def test_previous_generation_continues_its_prompt() -> None:
     assert proposer.propose(3) == []
 
 
-def test_previous_generation_is_ignored_when_the_prompt_differs() -> None:
+def test_previous_ignored_for_other_prompt() -> None:
     proposer = DraftProposer([10, 20], [10, 11, 12, 13], SPECIALS)
     assert proposer.propose(3) == []
 
@@ -43,7 +43,7 @@ def test_repeated_ngram_proposes_what_followed_it() -> None:
     assert proposer.propose(3) == [43, 44, 45]
 
 
-def test_latest_occurrence_wins_and_generated_tokens_count() -> None:
+def test_latest_ngram_occurrence_wins() -> None:
     proposer = DraftProposer([7, 8, 9, 1000, 7, 8, 9, 2000, 7, 8], [], SPECIALS)
     proposer.append(9)
     assert proposer.propose(1) == [2000]
@@ -79,7 +79,7 @@ def _prompts(tokenizer) -> list[list[int]]:
     return prompts
 
 
-def test_speculative_output_equals_plain_greedy_output(shipped) -> None:
+def test_speculative_equals_plain_greedy(shipped) -> None:
     tokenizer = shipped.tokenizer
     plain = Engine(shipped.model, tokenizer, speculative=False)
     speculative = Engine(shipped.model, tokenizer)
@@ -96,7 +96,7 @@ def test_speculative_output_equals_plain_greedy_output(shipped) -> None:
     assert accepted > 0
 
 
-def test_typing_the_suggestion_makes_its_rest_free(shipped) -> None:
+def test_typed_suggestion_rest_is_guessed(shipped) -> None:
     """After the user types the first token of a suggestion, the next call reuses the rest as guesses."""
     tokenizer = shipped.tokenizer
     engine = Engine(shipped.model, tokenizer)
@@ -111,7 +111,7 @@ def test_typing_the_suggestion_makes_its_rest_free(shipped) -> None:
     assert second.accepted_draft_tokens >= len(second.token_ids) // 2
 
 
-def test_stop_rule_and_context_end_are_honoured(shipped) -> None:
+def test_stops_and_context_end_honoured(shipped) -> None:
     tokenizer = shipped.tokenizer
     plain = Engine(shipped.model, tokenizer, speculative=False)
     speculative = Engine(shipped.model, tokenizer)
