@@ -1,11 +1,13 @@
 """Decoding speed of the engine: the plain cached forward against the optimized path, in one run.
 
-Three measurements, each taking plain and optimized turns in alternation so that both see the same
+Four measurements, each taking plain and optimized turns in alternation so that both see the same
 machine load:
 1. milliseconds per decoded token with 256, 512 and 1024 positions in the KV cache (the timed step
    writes the last of them);
 2. prefill: a few new tokens on top of a cache of about 1k tokens, and a whole 1k-token prompt;
-3. a typing replay through `Completer.complete`, in process without stdio. Files of this repository
+3. the optimized step with the weights as nn.Linear stores them, (out, in), against the (in, out)
+   copies that `GPT.decoding_weights` makes;
+4. a typing replay through `Completer.complete`, in process without stdio. Files of this repository
    are typed at a cursor with text before and after it, so the prompt fills the token budgets
    (about 1k tokens at --max-seq-len 1024). Suggestions are accepted as in `tiny-copilot eval`.
    Both engines serve every request, and the run counts requests where their texts differ.
@@ -39,7 +41,7 @@ import torch
 from tiny_copilot.model.checkpoint import load_checkpoint, shipped_checkpoint_path
 from tiny_copilot.model.engine import Engine
 from tiny_copilot.model.tokenizer import CodeTokenizer
-from tiny_copilot.model.transformer import GPT, LayerWeights
+from tiny_copilot.model.transformer import GPT, DecodingWeights
 from tiny_copilot.server.completion import CompletionStats, Completer
 from tiny_copilot.server.settings import ServerSettings
 from tiny_copilot.training.eval_typing import replay
@@ -55,7 +57,7 @@ MIN_PREFIX_CHARS = 4000
 class PlainEngine(Engine):
     """The engine's decoding before the optimization, kept here as the baseline."""
 
-    def _next_logits(self, ids_BT: torch.Tensor, layers: list[LayerWeights], every_position: bool = False) -> torch.Tensor:
+    def _next_logits(self, ids_BT: torch.Tensor, every_position: bool = False) -> torch.Tensor:
         logits_TV = self.model(ids_BT, cache=self.cache, last_only=not every_position)[0]
         return logits_TV if every_position else logits_TV[-1]
 
@@ -110,6 +112,7 @@ def main(argv: list[str] | None = None) -> int:
     tokens = _context_tokens(checkpoint.tokenizer, args.max_seq_len)
     _report_decoding(model, tokens, args.steps)
     _report_prefill(model, tokens)
+    _report_layout(model, tokens, args.steps)
     if args.chars > 0:
         tokenizer = checkpoint.tokenizer
         # Both without guessed tokens, so this pair measures GPT.next_token_logits alone.
@@ -130,12 +133,12 @@ def _context_tokens(tokenizer: CodeTokenizer, count: int) -> torch.Tensor:
     raise ValueError(f"this repository's model/ and server/ files give only {len(ids)} tokens, {count} needed")
 
 
-def _plain_step(model: GPT, ids_BT: torch.Tensor, cache, layers: list[LayerWeights]) -> torch.Tensor:
+def _plain_step(model: GPT, ids_BT: torch.Tensor, cache, weights: DecodingWeights) -> torch.Tensor:
     return model(ids_BT, cache=cache, last_only=True)[0, -1]
 
 
-def _optimized_step(model: GPT, ids_BT: torch.Tensor, cache, layers: list[LayerWeights]) -> torch.Tensor:
-    return model.next_token_logits(ids_BT, cache, layers)[0]
+def _optimized_step(model: GPT, ids_BT: torch.Tensor, cache, weights: DecodingWeights) -> torch.Tensor:
+    return model.next_token_logits(ids_BT, cache, weights)[0]
 
 
 PATHS = {"plain": _plain_step, "optimized": _optimized_step}
@@ -146,7 +149,7 @@ def _report_decoding(model: GPT, tokens: torch.Tensor, steps: int) -> None:
     print("decoding, ms per token (median; CPU time of this thread / wall clock)")
     print(f"{'cached positions':>16}  {'plain':>15}  {'optimized':>15}  {'speed-up':>15}")
     rounds = 10
-    layers = model.layer_weights()
+    weights = model.decoding_weights()
     for context in CONTEXTS:
         context = min(context, model.config.max_seq_len)
         cache = model.new_cache()
@@ -156,7 +159,7 @@ def _report_decoding(model: GPT, tokens: torch.Tensor, steps: int) -> None:
         for _ in range(rounds):
             for name, step in PATHS.items():
                 for _ in range(max(1, steps // rounds)):
-                    timings[name].time(lambda: step(model, step_ids, cache, layers))
+                    timings[name].time(lambda: step(model, step_ids, cache, weights))
                     cache.truncate(context - 1)
         _print_row(f"{context}", timings)
 
@@ -168,15 +171,50 @@ def _report_prefill(model: GPT, tokens: torch.Tensor) -> None:
     context = min(PREFILL_CONTEXT, model.config.max_seq_len)
     cache = model.new_cache()
     model(tokens[:, :context], cache=cache)
-    layers = model.layer_weights()
+    weights = model.decoding_weights()
     for new_tokens, repeats in ((2, 100), (8, 60), (context, 4)):
         start = context - new_tokens
         timings = {name: Timings() for name in PATHS}
         for _ in range(repeats):
             for name, step in PATHS.items():
                 cache.truncate(start)
-                timings[name].time(lambda: step(model, tokens[:, start:context], cache, layers))
+                timings[name].time(lambda: step(model, tokens[:, start:context], cache, weights))
         _print_row(f"{new_tokens} on {start}", timings)
+
+
+@torch.inference_mode()
+def _report_layout(model: GPT, tokens: torch.Tensor, steps: int) -> None:
+    """Time `next_token_logits` with the weights as nn.Linear keeps them and as `decoding_weights` copies them."""
+    print("\nweight layout, ms per step on 900 cached positions (median; CPU / wall)")
+    print(f"{'new tokens':>16}  {'(out, in) views':>15}  {'(in, out) copy':>15}  {'speed-up':>15}")
+    copies = model.decoding_weights()
+    layouts = {"views": _parameter_views(model, copies), "copies": copies}
+    context = min(900, model.config.max_seq_len - 8)
+    cache = model.new_cache()
+    model(tokens[:, :context], cache=cache)
+    for new_tokens in (1, 4, 7):
+        step_ids = tokens[:, context - new_tokens : context]
+        timings = {name: Timings() for name in layouts}
+        for _ in range(10):
+            for name, weights in layouts.items():
+                for _ in range(max(1, steps // 10)):
+                    cache.truncate(context - new_tokens)
+                    timings[name].time(lambda: model.next_token_logits(step_ids, cache, weights, every_position=True))
+        _print_row(f"{new_tokens}", {"plain": timings["views"], "optimized": timings["copies"]})
+
+
+def _parameter_views(model: GPT, copies: DecodingWeights) -> DecodingWeights:
+    """Return the (out, in) parameters seen through transposed views, so the products are those of F.linear."""
+    blocks = [
+        weights._replace(
+            qkv_D3D=block.attn.qkv.weight.t(),
+            attn_proj_DD=block.attn.proj.weight.t(),
+            fc_DF=block.mlp.fc.weight.t(),
+            mlp_proj_FD=block.mlp.proj.weight.t(),
+        )
+        for weights, block in zip(copies.blocks, model.blocks, strict=True)
+    ]
+    return DecodingWeights(blocks=blocks, head_DV=model.embed.weight.t())
 
 
 def _print_row(label: str, timings: dict[str, Timings]) -> None:

@@ -3,7 +3,8 @@
 Boundary: token ids in, token ids and text out. The engine has no notion of documents, cursors or
 LSP; the server and the `complete` command build prompts and post-process. Each call reuses the
 cached positions that match the new prompt's longest common prefix and prefills only the rest.
-One engine serves one caller at a time.
+One engine serves one caller at a time. It copies the model's weights when it is built (see
+`GPT.decoding_weights`), so build a new engine after changing them.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ import torch
 from .drafts import DraftProposer
 from .sampler import SamplingConfig, find_stop, sample_next
 from .tokenizer import CodeTokenizer
-from .transformer import GPT, LayerWeights
+from .transformer import GPT
 
 MAX_DRAFT_TOKENS = 6
 """Guessed tokens run with each decoding step. With 900 cached positions on one thread of a 2-core
@@ -59,6 +60,7 @@ class Engine:
         """Check guessed tokens along with each greedy decoding step (see `generate`)."""
         self.tokenizer = tokenizer
         self.cache = model.new_cache()
+        self.weights = model.decoding_weights()
         self.cached_ids: list[int] = []
         self._previous_ids: list[int] = []
         """The last generation's prompt and output: the first source of guesses for the next one."""
@@ -78,7 +80,7 @@ class Engine:
         """Bring the cache to `prompt_ids` and return (logits of the next token, reused token count)."""
         reused, new_ids = self._reuse_cache(prompt_ids)
         ids_BT = torch.tensor([new_ids], dtype=torch.long, device=self.cache.keys[0].device)
-        logits_V = self._next_logits(ids_BT, self.model.layer_weights())
+        logits_V = self._next_logits(ids_BT)
         self.cached_ids.extend(new_ids)
         return logits_V, reused
 
@@ -117,8 +119,6 @@ class Engine:
         rounding: a call over several tokens rounds differently from single-token steps.
         """
         started = time.perf_counter()
-        # Gathered once per call, so no decoding step looks weights up through the modules.
-        layers = self.model.layer_weights()
         reused, feed = self._reuse_cache(prompt_ids)
         device = self.cache.keys[0].device
         healing_V = self._healing_mask(healing_prefix) if healing_prefix else None
@@ -158,7 +158,7 @@ class Engine:
             ids_BT = torch.tensor([feed + draft], dtype=torch.long, device=device)
             # Without guesses only the logits after the last token are needed. With guesses, those after
             # the last fed token and after each guess are needed too: choice i follows guess i - 1.
-            logits = self._next_logits(ids_BT, layers, every_position=bool(draft))
+            logits = self._next_logits(ids_BT, every_position=bool(draft))
             self.cached_ids.extend(feed)
             if prefill_done is None:
                 prefill_done = time.perf_counter()
@@ -207,12 +207,12 @@ class Engine:
             accepted_draft_tokens=accepted,
         )
 
-    def _next_logits(self, ids_BT: torch.Tensor, layers: list[LayerWeights], every_position: bool = False) -> torch.Tensor:
+    def _next_logits(self, ids_BT: torch.Tensor, every_position: bool = False) -> torch.Tensor:
         """Append `ids_BT` (batch 1) to the cache and return the logits after them.
 
         The shape is V for the token after the last one, or (T, V) with `every_position`.
         """
-        return self.model.next_token_logits(ids_BT, self.cache, layers, every_position)[0]
+        return self.model.next_token_logits(ids_BT, self.cache, self.weights, every_position)[0]
 
     def _healing_mask(self, healing_prefix: str) -> torch.Tensor:
         return _healing_mask_cached(self.tokenizer, healing_prefix.encode("utf-8"), self.model.config.vocab_size)

@@ -46,16 +46,27 @@ def rotate_halves(x_K: torch.Tensor, cos_K: torch.Tensor, signed_sin_K: torch.Te
 
 
 class LayerWeights(NamedTuple):
-    """The tensors of one block that `GPT.next_token_logits` reads, gathered by `GPT.layer_weights`."""
+    """The tensors of one block that `GPT.next_token_logits` reads; projections stored (in, out).
+
+    F is the MLP width.
+    """
 
     attn_norm: torch.Tensor
     attn_norm_eps: float | None
-    qkv: torch.Tensor
-    attn_proj: torch.Tensor
+    qkv_D3D: torch.Tensor
+    attn_proj_DD: torch.Tensor
     mlp_norm: torch.Tensor
     mlp_norm_eps: float | None
-    fc: torch.Tensor
-    mlp_proj: torch.Tensor
+    fc_DF: torch.Tensor
+    mlp_proj_FD: torch.Tensor
+
+
+class DecodingWeights(NamedTuple):
+    """Every tensor `GPT.next_token_logits` reads, gathered once by `GPT.decoding_weights`."""
+
+    blocks: list[LayerWeights]
+    head_DV: torch.Tensor
+    """The tied embedding table, transposed, for the output projection."""
 
 
 class Attention(nn.Module):
@@ -194,33 +205,38 @@ class GPT(nn.Module):
             x_BTD = x_BTD[:, -1:, :]
         return F.linear(x_BTD, self.embed.weight)
 
-    def layer_weights(self) -> list[LayerWeights]:
-        """Gather every block's weights for `next_token_logits`.
+    def decoding_weights(self) -> DecodingWeights:
+        """Copy the weights that `next_token_logits` reads into the layout it multiplies fastest.
 
-        A decoding step that found them through the modules would make about 14 module attribute
-        lookups per layer, 0.65 us each: 7-12% of a step of the small model on a 2-core AMD EPYC. The
-        tuples hold the parameters themselves, so in-place updates show through, but a parameter
-        replaced by a new tensor object does not, so gather again after that.
+        nn.Linear keeps a weight as (out, in). With contiguous (in, out) copies a decoding step ran 1.26
+        times as fast at 1 new token and 1.08-1.13 times at 4 or 7 (one thread of a 2-core AMD EPYC, 900
+        cached positions; `benchmarks/decode_speed.py` measures it). At batch 1 a step mostly streams
+        weights from memory, and this layout probably lets it read them in order. The copies add one
+        float32 copy of the projections to memory (14 MB for the shipped model) and are taken once, so
+        later updates to the parameters do not show through: gather again after changing them.
         """
-        return [
-            LayerWeights(
-                attn_norm=block.attn_norm.weight,
-                attn_norm_eps=block.attn_norm.eps,
-                qkv=block.attn.qkv.weight,
-                attn_proj=block.attn.proj.weight,
-                mlp_norm=block.mlp_norm.weight,
-                mlp_norm_eps=block.mlp_norm.eps,
-                fc=block.mlp.fc.weight,
-                mlp_proj=block.mlp.proj.weight,
-            )
-            for block in self.blocks
-        ]
+        return DecodingWeights(
+            blocks=[
+                LayerWeights(
+                    attn_norm=block.attn_norm.weight,
+                    attn_norm_eps=block.attn_norm.eps,
+                    qkv_D3D=_in_out(block.attn.qkv.weight),
+                    attn_proj_DD=_in_out(block.attn.proj.weight),
+                    mlp_norm=block.mlp_norm.weight,
+                    mlp_norm_eps=block.mlp_norm.eps,
+                    fc_DF=_in_out(block.mlp.fc.weight),
+                    mlp_proj_FD=_in_out(block.mlp.proj.weight),
+                )
+                for block in self.blocks
+            ],
+            head_DV=_in_out(self.embed.weight),
+        )
 
     def next_token_logits(
         self,
         idx_BT: torch.Tensor,
         cache: KVCache,
-        layers: list[LayerWeights] | None = None,
+        weights: DecodingWeights | None = None,
         every_position: bool = False,
     ) -> torch.Tensor:
         """Extend `cache` by the T tokens of `idx_BT` and return the logits after the last one, shape (B, V).
@@ -230,9 +246,9 @@ class GPT(nn.Module):
 
         The same math as `forward(idx_BT, cache=cache, last_only=True)[:, -1]`, which the tests check.
         It makes no module calls and about half the tensor operations. At batch 1 on a CPU the
-        per-operation overhead is about half of a decoding step of the small model. `layers` comes from
-        `layer_weights()`, gathered once for many steps; None gathers it here. Inference only: it runs
-        no module hooks, and autograd through it is not supported.
+        per-operation overhead is about half of a decoding step of the small model. `weights` comes from
+        `decoding_weights()`, gathered once for many steps; None gathers it here, which copies the
+        model. Inference only: it runs no module hooks, and autograd through it is not supported.
         """
         B, T = idx_BT.shape
         D, H, K = self.config.d_model, self.config.n_heads, self.config.head_dim
@@ -240,8 +256,8 @@ class GPT(nn.Module):
         end = start + T
         if end > self.config.max_seq_len:
             raise ValueError(f"sequence of {end} tokens exceeds max_seq_len {self.config.max_seq_len}")
-        if layers is None:
-            layers = self.layer_weights()
+        if weights is None:
+            weights = self.decoding_weights()
         cos_11TK = self.rope_cos_halves[start:end].view(1, 1, T, K)
         sin_11TK = self.rope_sin_halves[start:end].view(1, 1, T, K)
         # One query attends to every cached position; several new ones need a mask offset by `start`
@@ -252,9 +268,9 @@ class GPT(nn.Module):
             mask_TS = positions[None, :] <= positions[start:, None]
 
         x_BTD = F.embedding(idx_BT, self.embed.weight)
-        for layer, weights in enumerate(layers):
-            h_BTD = F.rms_norm(x_BTD, (D,), weights.attn_norm, weights.attn_norm_eps)
-            qkv_BT3D = F.linear(h_BTD, weights.qkv)
+        for layer, block in enumerate(weights.blocks):
+            h_BTD = F.rms_norm(x_BTD, (D,), block.attn_norm, block.attn_norm_eps)
+            qkv_BT3D = h_BTD @ block.qkv_D3D
             if T == 1:
                 # With one new token, (B, 1, 3H, K) and (B, 3H, 1, K) are the same memory, so views
                 # replace the transposes here and before the output projection.
@@ -272,12 +288,17 @@ class GPT(nn.Module):
             else:
                 y_BHTK = F.scaled_dot_product_attention(q_BHTK, k_BHSK, v_BHSK, attn_mask=mask_TS)
             y_BTD = y_BHTK.reshape(B, 1, D) if T == 1 else y_BHTK.transpose(1, 2).reshape(B, T, D)
-            x_BTD = x_BTD + F.linear(y_BTD, weights.attn_proj)
+            x_BTD = x_BTD + y_BTD @ block.attn_proj_DD
 
-            h_BTD = F.rms_norm(x_BTD, (D,), weights.mlp_norm, weights.mlp_norm_eps)
-            x_BTD = x_BTD + F.linear(F.gelu(F.linear(h_BTD, weights.fc), approximate="tanh"), weights.mlp_proj)
+            h_BTD = F.rms_norm(x_BTD, (D,), block.mlp_norm, block.mlp_norm_eps)
+            x_BTD = x_BTD + F.gelu(h_BTD @ block.fc_DF, approximate="tanh") @ block.mlp_proj_FD
         cache.advance(T)
 
         norm = self.final_norm
         out = x_BTD if every_position else x_BTD[:, -1]  # (B, T, D) or (B, D)
-        return F.linear(F.rms_norm(out, norm.normalized_shape, norm.weight, norm.eps), self.embed.weight)
+        return F.rms_norm(out, norm.normalized_shape, norm.weight, norm.eps) @ weights.head_DV
+
+
+def _in_out(weight_OI: torch.Tensor) -> torch.Tensor:
+    """Return a contiguous (in, out) copy of an (out, in) weight."""
+    return weight_OI.detach().t().contiguous()

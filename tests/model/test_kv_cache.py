@@ -60,11 +60,11 @@ def test_next_token_logits_matches_cached_forward(model: GPT) -> None:
     idx = torch.randint(0, 300, (1, 40))
     full = model(idx)
     plain_cache, fast_cache = model.new_cache(), model.new_cache()
-    layers = model.layer_weights()
+    weights = model.decoding_weights()
 
     for start, end in [(0, 9), (9, 25)] + [(i, i + 1) for i in range(25, 40)]:
         plain = model(idx[:, start:end], cache=plain_cache, last_only=True)[:, -1]
-        fast = model.next_token_logits(idx[:, start:end], fast_cache, layers)
+        fast = model.next_token_logits(idx[:, start:end], fast_cache, weights)
         torch.testing.assert_close(fast, plain, rtol=1e-6, atol=1e-6)
         torch.testing.assert_close(fast, full[:, end - 1], rtol=1e-4, atol=1e-5)
 
