@@ -156,7 +156,9 @@ def prefix_window(
             if index < len(token_starts) and token_starts[index] == start:
                 ids = wide_ids[index:]
             else:
-                ids = tokenizer.encode(text[start:offset])
+                # The usual case with GPT-4-style pre-tokenizers, which end a token with the newline
+                # (`):\n`). A slot of its own lets typing re-tokenize only the cursor's lines.
+                ids, _ = _encode(tokenizer, cache, "prefix window", text[start:offset])
             if len(ids) <= budget_tokens:
                 return start, ids
         grid_point += step

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import copy
+
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from tiny_copilot.model.tokenizer import CodeTokenizer
 from tiny_copilot.server.encoding_cache import GPT4_SPLIT_PATTERNS, EncodingCache, pre_tokenizer_family
+from tiny_copilot.server.prompt import PromptBudget, build_prompt
 from tiny_copilot.training.tokenizer_train import train_tokenizer
 
 
@@ -94,3 +97,40 @@ def test_unknown_pre_tokenizer_is_encoded_whole(small_python_texts: list[str]):
     cache.encode("prefix", source)
     cache.encode("prefix", source + "x")
     assert cache.reused_chars == 0
+
+
+class CountingInner:
+    """Forward to a `tokenizers.Tokenizer` and count the characters given to `encode`."""
+
+    def __init__(self, inner: object) -> None:
+        self.inner = inner
+        self.encoded_chars = 0
+
+    def encode(self, text: str, **kwargs: object) -> object:
+        self.encoded_chars += len(text)
+        return self.inner.encode(text, **kwargs)
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(self.inner, name)
+
+
+def test_prompt_while_typing_matches_uncached_prompt(tokenizer: CodeTokenizer, small_python_texts: list[str]):
+    source = max(small_python_texts, key=len)
+    cursor = source.index("\n", 6000) + 1
+    line_end = source.index("\n", cursor)
+    # A budget far below the text before the cursor, so the prefix window starts at a grid point.
+    budget = PromptBudget(prefix_tokens=300, suffix_tokens=100, max_new_tokens=16)
+    counting = copy.copy(tokenizer)
+    counting.inner = inner = CountingInner(tokenizer.inner)
+    cache = EncodingCache(counting)
+    build_prompt(counting, source, cursor, budget, cache=cache)
+
+    typed_chars = min(line_end - cursor, 40)
+    encoded_before = inner.encoded_chars
+    for typed in range(1, typed_chars + 1):
+        text = source[: cursor + typed] + source[line_end:]
+        cached = build_prompt(counting, text, cursor + typed, budget, cache=cache)
+        assert cached == build_prompt(tokenizer, text, cursor + typed, budget), f"differs after {typed} characters"
+
+    # Each keystroke tokenizes the cursor's lines again, not the prefix window of about 1,000 characters.
+    assert (inner.encoded_chars - encoded_before) / typed_chars < 300
