@@ -88,9 +88,14 @@ def load_model(cli_checkpoint: Path | None, settings: ServerSettings, is_cancell
     engine = Engine(checkpoint.model, checkpoint.tokenizer)
     completer = Completer(engine, settings)
     # The first forward pass allocates buffers and takes several times longer than later ones, so
-    # running it here keeps that cost out of the first keystroke's latency.
+    # running it here keeps that cost out of the first keystroke's latency. The warm-up checks for
+    # cancellation only between decoding steps, and it may stop after one token, so check around it too.
     try:
+        if is_cancelled():
+            raise GenerationCancelled()
         completer.complete("\n", 1, language_id=None, is_cancelled=is_cancelled)
+        if is_cancelled():
+            raise GenerationCancelled()
     except GenerationCancelled:
         raise JobCancelled() from None
     engine.reset()
