@@ -50,6 +50,27 @@ SOURCES: dict[str, tuple[str, str]] = {
     "cpp/abseil": ("Abseil 20220623.1 headers (Debian libabsl-dev)", "Apache-2.0"),
     "cpp/googletest": ("GoogleTest 1.12.1 sources and headers (Debian googletest)", "BSD-3-Clause"),
     "python/algorithms": ("algorithms 1.0.1, `algorithms/**/*.py` (PyPI; github.com/keon/algorithms)", "MIT"),
+    # The rest come only from scripts/build-large-corpus.sh; each wheel's licence is its dist-info LICENSE file.
+    "cpp/boost-more": (
+        "Boost 1.74 headers: geometry, math, asio, beast, multiprecision, log, interprocess, intrusive, thread, "
+        "gil, numeric, filesystem, program_options, regex, serialization, smart_ptr, process, date_time, random, "
+        "accumulators, histogram, outcome, property_tree, ptr_container, mp11, optional, variant2, static_string, "
+        "nowide (Debian libboost1.74-dev)",
+        "BSL-1.0",
+    ),
+    "python/sympy": ("SymPy 1.13.3 without tests (PyPI)", "BSD-3-Clause; a few files MIT or BSD"),
+    "python/django": ("Django 5.1.4 without tests (PyPI)", "BSD-3-Clause"),
+    "python/sqlalchemy": ("SQLAlchemy 2.0.36 without tests (PyPI)", "MIT"),
+    "python/twisted": ("Twisted 24.11.0 without tests (PyPI)", "MIT"),
+    "python/pygments": ("Pygments 2.18.0 (PyPI)", "BSD-2-Clause"),
+    "python/requests": ("Requests 2.32.3 (PyPI)", "Apache-2.0"),
+    "python/flask": ("Flask 3.1.0 (PyPI)", "BSD-3-Clause"),
+    "python/werkzeug": ("Werkzeug 3.1.3 (PyPI)", "BSD-3-Clause"),
+    "python/jinja2": ("Jinja 3.1.4 (PyPI)", "BSD-3-Clause"),
+    "python/click": ("Click 8.1.7 (PyPI)", "BSD-3-Clause"),
+    "python/rich": ("Rich 13.9.4 (PyPI)", "MIT"),
+    "python/attr": ("attrs 24.2.0, package `attr` (PyPI)", "MIT"),
+    "python/attrs": ("attrs 24.2.0, package `attrs` (PyPI)", "MIT"),
 }
 
 

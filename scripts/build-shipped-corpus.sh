@@ -14,6 +14,8 @@ if [ -e "$out" ]; then
     echo "build-shipped-corpus: $out exists; give a new folder so that no stale file ends up in the corpus" >&2
     exit 1
 fi
+mkdir -p "$out"
+out=$(cd "$out" && pwd)  # absolute: later steps copy from inside other folders
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 
