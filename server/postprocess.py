@@ -10,7 +10,11 @@ Definitions used throughout:
   ends with a block opener (`:` in Python; `{`, `(` or `[` in every language); "never" not at all.
   A multi-line suggestion ends before its first blank line, before a line indented less than its
   first line (a dedent below the starting block), before a line that repeats the next non-blank
-  document line, and after `max_lines` lines.
+  document line or the line before it, and after `max_lines` lines.
+  Small models stutter that way; in the shipped corpus only 0.065% of lines of
+  `MIN_REPEATED_LINE_CHARS` or more repeat the previous non-blank line, mostly in data tables.
+  A single-line suggestion that repeats the line above stays: in the line-completion evaluation the
+  one such suggestion had edit similarity 68 with the line the author wrote (`foo` where `bar` was due).
 
 `cut_index` implements the line rules and serves both as the engine's stop rule during generation
 and after it; `finalize` then trims overlap with the document, fixes indentation and drops empty results.
@@ -123,6 +127,10 @@ REPEAT_COUNT = 3
 SYMBOL_REPEAT_COUNT = 5
 
 
+MIN_REPEATED_LINE_CHARS = 8
+"""Shortest line (stripped) that the repeated-previous-line rules apply to, so `}` or `pass` may repeat."""
+
+
 def repetition_cut(text: str) -> int | None:
     """Return the end of the first copy when `text` ends in a block repeated too often in a row, else None."""
     for period in range(MIN_REPEAT_PERIOD, min(MAX_REPEAT_PERIOD, len(text) // REPEAT_COUNT) + 1):
@@ -146,6 +154,7 @@ def cut_index(insertion: str, context: CursorContext, mode: Mode, max_lines: int
 
     lines = insertion.split("\n")
     reference_indent = None
+    previous_line = context.previous_line
     line_start = 0
     for number, line in enumerate(lines):
         full_line = context.line_before + line if number == 0 else line
@@ -160,10 +169,20 @@ def cut_index(insertion: str, context: CursorContext, mode: Mode, max_lines: int
                 return cut
             if complete and context.next_lines and line.strip() == context.next_lines[0].strip():
                 return cut
+            if complete and _repeats(line, previous_line):
+                return cut
         if reference_indent is None and full_line.strip():
             reference_indent = indent_width(full_line, context.indent)
+        if full_line.strip():
+            previous_line = full_line
         line_start += len(line) + 1
     return None
+
+
+def _repeats(line: str, previous_line: str) -> bool:
+    """Return whether `line` repeats `previous_line`, ignoring indentation; short lines never count."""
+    stripped = line.strip()
+    return len(stripped) >= MIN_REPEATED_LINE_CHARS and stripped == previous_line.strip()
 
 
 def finalize(

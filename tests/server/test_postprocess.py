@@ -102,6 +102,18 @@ def test_multi_line_stops_at_repeated_next_line():
     assert cut_index(generated, context, "multi", 8) == len("total = 0")
 
 
+def test_multi_line_stops_at_repeated_line():
+    context = context_at("def f(graph):\n    |")
+    generated = "visited = set()\n    visited = set()\n    return visited\n"
+    assert cut_index(generated, context, "multi", 8) == len("visited = set()")
+
+
+def test_multi_line_keeps_short_repeated_lines():
+    context = context_at("int f() {\n    |")
+    generated = "if (a) {\n        g();\n        g();\n    }\n    }"
+    assert cut_index(generated, context, "multi", 8) is None
+
+
 def test_finalize_applies_line_rules_after_generation():
     context = context_at("def f():\n    |")
     assert finalize("x = 1\n    return x\n\nfoo", context, "multi", 8) == ("x = 1\n    return x", 0)
