@@ -24,6 +24,7 @@ MAX_HEADER_LINE_BYTES = 64 * 1024
 """A header line longer than this is dropped: LSP defines only Content-Length and Content-Type."""
 
 _CONTENT_LENGTH = re.compile(rb"Content-Length: (\d+)\r\n")
+_HEADER_NAME = b"Content-Length: "
 _MAX_LENGTH_DIGITS = 15
 """Longer values are replaced by this many nines before pygls converts them with `int()`."""
 _DROPPED_HEADER = b"X-Dropped-Header: too-long\r\n"
@@ -50,6 +51,18 @@ class BoundedInput:
             log.warning("dropped a header line of %d bytes: over the limit of %d bytes", skipped, MAX_HEADER_LINE_BYTES)
             return _DROPPED_HEADER
         match = _CONTENT_LENGTH.fullmatch(line)
+        if match is None:
+            # A Content-Length that lied (too small, too large) or a header without one leaves the reader
+            # out of step: the rest of one body and the next header then arrive as one line, and since
+            # bodies do not end in a newline, every later header would be glued to a body and missed.
+            # Start again at the last header found inside the line; only the messages already mangled
+            # are lost.
+            start = line.rfind(_HEADER_NAME)
+            if start > 0:
+                resynced = _CONTENT_LENGTH.fullmatch(line, start)
+                if resynced is not None:
+                    log.warning("skipped %d bytes before a Content-Length header: the previous message was framed wrongly", start)
+                    line, match = line[start:], resynced
         if match is None:
             return line
         digits = match[1]

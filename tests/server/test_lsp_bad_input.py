@@ -103,6 +103,31 @@ def test_over_long_header_line_is_skipped(wire: WireClient) -> None:
     assert "result" in wire.wait_response(4242)
 
 
+@pytest.mark.parametrize(
+    "frame",
+    [
+        # Content-Length smaller than the body: the body's tail arrives glued to the next header.
+        lambda body: b"Content-Length: %d\r\n\r\n" % (len(body) - 10) + body,
+        # Content-Length larger than the body: the next message's header is read as part of this body.
+        lambda body: b"Content-Length: %d\r\n\r\n" % (len(body) + 20) + body,
+        # No Content-Length at all: the body is read as header lines.
+        lambda body: b"Content-Type: application/vscode-jsonrpc; charset=utf-8\r\n\r\n" + body,
+    ],
+    ids=["length-too-small", "length-too-large", "length-missing"],
+)
+def test_wrongly_framed_message_does_not_desync_the_stream(wire: WireClient, frame) -> None:
+    """After one wrongly framed message the server finds the next header again and keeps answering."""
+    body = json.dumps({"jsonrpc": "2.0", "id": "framing", "method": "textDocument/completion", "params": {
+        "textDocument": {"uri": "file:///never-opened.py"}, "position": {"line": 0, "character": 0}}}).encode()
+    assert wire.process.stdin is not None
+    wire.process.stdin.write(frame(body))
+    wire.process.stdin.flush()
+    # The message right after a too-large length loses its header to the bad body; later ones are served.
+    wire.notify("$/setTrace", {"value": "off"})
+    for _ in range(3):
+        assert_still_serving(wire)
+
+
 def test_invalid_utf8_gets_parse_error(wire: WireClient) -> None:
     before = len(wire.responses.get(None, {}).get("all", []))
     wire.send_bytes(b'{"jsonrpc": "2.0", "method": "\xff\xfe"}')
