@@ -30,6 +30,9 @@ AMD EPYC, a step over 7 tokens took 1.7 times as long as a step over 1, and a st
 StopRule = Callable[[str], "int | None"]
 """Given the text generated so far, return where to cut it and stop, or None to go on."""
 
+_REPLACEMENT = "\ufffd"
+"""What the UTF-8 decoder puts in place of bytes that are not UTF-8."""
+
 
 class GenerationCancelled(Exception):
     """The caller's cancel check returned True between two decoding steps."""
@@ -44,7 +47,7 @@ class Generation:
     reused_tokens: int
     """Prompt tokens whose keys and values came from the cache."""
     stop_reason: str
-    """One of "end_of_text", "stop", "max_tokens", "context_full"."""
+    """One of "end_of_text", "stop", "max_tokens", "context_full", "invalid_utf8" (bytes that are not UTF-8)."""
     prefill_ms: float
     decode_ms: float
     draft_tokens: int = 0
@@ -136,7 +139,14 @@ class Engine:
             if token in self._special_ids:
                 return "end_of_text"
             new_ids.append(token)
-            text += decoder.decode(self.tokenizer.token_bytes[token])
+            piece = decoder.decode(self.tokenizer.token_bytes[token])
+            if _REPLACEMENT in piece:
+                # Bytes that are not UTF-8 here, such as a stray continuation byte after an emoji: end
+                # before them rather than suggest U+FFFD, which accepting would write into the file.
+                # A U+FFFD that the model writes as a valid character ends the text here too.
+                text += piece[: piece.index(_REPLACEMENT)]
+                return "invalid_utf8"
+            text += piece
             cut = _first_cut(text, config.stop_strings, stop_rule)
             if cut is not None:
                 text = text[:cut]
@@ -192,7 +202,8 @@ class Engine:
                 break
             feed = [choices[matched]]
         if stop_reason == "max_tokens":
-            text += decoder.decode(b"", final=True)
+            # A character cut short by the token limit is dropped, not shown as U+FFFD.
+            text += decoder.decode(b"", final=True).split(_REPLACEMENT, 1)[0]
         self._previous_ids = [*prompt_ids, *new_ids]
 
         return Generation(

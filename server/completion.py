@@ -44,7 +44,7 @@ class Suggestion:
     """Time spent in `Completer.complete`, prompt building and clean-up included."""
     mode: Mode = "single"
     stop_reason: str = ""
-    """The engine's stop reason: "end_of_text", "stop", "max_tokens" or "context_full"."""
+    """The engine's stop reason: "end_of_text", "stop", "max_tokens", "context_full" or "invalid_utf8"."""
 
 
 @dataclass(frozen=True)

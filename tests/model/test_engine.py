@@ -163,3 +163,39 @@ def _greedy_full_forward(model: GPT, prompt: list[int], count: int, stop_ids: fr
             break
         ids.append(token)
     return ids[len(prompt) :]
+
+
+@pytest.mark.parametrize(
+    ("chosen", "text", "stop_reason"),
+    [
+        # A continuation byte with no lead byte (as after an emoji in the prompt): the text ends before it.
+        ([b"a", b"\x98", b"b"], "a", "invalid_utf8"),
+        # A lead byte whose character the token limit cuts short: dropped, not shown as U+FFFD.
+        ([b"a", b"\xf0"], "a", "max_tokens"),
+        # A character split across tokens is whole once its last byte arrives.
+        ([b"\xf0\x9f", b"\x98\x80", b"b"], "\U0001f600b", "max_tokens"),
+    ],
+)
+def test_generated_text_never_holds_replacement_characters(
+    untrained_checkpoint, monkeypatch, chosen: list[bytes], text: str, stop_reason: str
+) -> None:
+    import tiny_copilot.model.engine as engine_module
+
+    checkpoint = load_checkpoint(untrained_checkpoint)
+    engine = Engine(checkpoint.model, checkpoint.tokenizer, speculative=False)
+    token_bytes = engine.tokenizer.token_bytes
+    ids = []
+    for piece in chosen:
+        if piece in token_bytes:
+            ids.append(token_bytes.index(piece))
+        else:  # no single token for it: use its bytes one by one
+            ids.extend(token_bytes.index(bytes([b])) for b in piece)
+    picks = iter(ids)
+    monkeypatch.setattr(engine_module, "sample_next", lambda *args, **kwargs: next(picks))
+
+    # The token limit falls right after the last chosen token.
+    result = engine.generate(engine.tokenizer.encode("x = "), SamplingConfig(max_new_tokens=len(ids)))
+
+    assert result.text == text
+    assert "\ufffd" not in result.text
+    assert result.stop_reason == stop_reason
