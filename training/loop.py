@@ -64,6 +64,8 @@ class LoopResult:
     val: ValidationResult | None
     tokens_per_s: float
     mfu: float
+    val_step: int | None = None
+    """The step at which `val` was measured: an interrupted run skips the final evaluation."""
 
 
 def warmup_steps(config: TrainConfig) -> int:
@@ -133,9 +135,11 @@ def run_loop(
 
     step = start_step
     val: ValidationResult | None = None
+    val_step: int | None = None
     last_eval_s = 0.0
     if step == 0 and ctx.val_batches is not None:
         val, last_eval_s = _evaluate(ctx, step, elapsed())
+        val_step = step
 
     bar = tqdm(
         total=100.0,
@@ -204,6 +208,7 @@ def run_loop(
         # 4. Evaluation and checkpoint at their intervals.
         if step % config.eval_interval == 0 and ctx.val_batches is not None:
             val, last_eval_s = _evaluate(ctx, step, elapsed())
+            val_step = step
         if step % config.checkpoint_interval == 0:
             checkpoint_dir = _save(ctx, step, elapsed(), tokens_seen, val)
             saved_step = step
@@ -212,9 +217,10 @@ def run_loop(
     # 5. Final evaluation (unless the user is waiting on Ctrl-C), checkpoint and plot.
     if not interrupted and ctx.val_batches is not None and step % config.eval_interval != 0:
         val, _ = _evaluate(ctx, step, elapsed())
+        val_step = step
     if saved_step != step:
         checkpoint_dir = _save(ctx, step, elapsed(), tokens_seen, val)
-    return LoopResult(checkpoint_dir, step, interrupted, val, tokens_per_s, mfu)
+    return LoopResult(checkpoint_dir, step, interrupted, val, tokens_per_s, mfu, val_step)
 
 
 def _train_step(ctx: LoopContext, step: int, lr: float) -> tuple[torch.Tensor, torch.Tensor]:

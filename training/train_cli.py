@@ -181,14 +181,17 @@ def _train(config: TrainConfig, run_dir: Path, resume: bool) -> int:
 
     if outcome.checkpoint_dir is None:
         return 130 if outcome.interrupted else 0
-    val = f", val {outcome.val.bpb:.3f} bits/byte" if outcome.val else ""
+    val = ""
+    if outcome.val is not None:
+        measured = "" if outcome.val_step == outcome.step else f" (measured at step {outcome.val_step})"
+        val = f", val {outcome.val.bpb:.3f} bits/byte{measured}"
     speed = f", {outcome.tokens_per_s:,.0f} tokens/s, MFU {100 * outcome.mfu:.1f}%" if outcome.tokens_per_s else ""
     say(f"{'interrupted' if outcome.interrupted else 'finished'} at step {outcome.step}{val}{speed}")
     say(f"checkpoint: {outcome.checkpoint_dir}")
     if outcome.interrupted:
         say(f"continue with: tiny-copilot train --resume --out {shlex.quote(str(outcome.run_dir))}")
         return 130
-    say(f"try it: tiny-copilot complete --checkpoint {shlex.quote(str(outcome.checkpoint_dir))} --prompt 'def dfs(graph, start):\\n    '")
+    say(f"try it: tiny-copilot complete --checkpoint {shlex.quote(str(outcome.checkpoint_dir))} --prompt 'for i in range('")
     return 0
 
 

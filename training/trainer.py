@@ -52,6 +52,8 @@ class TrainOutcome:
     val: ValidationResult | None
     tokens_per_s: float
     mfu: float
+    val_step: int | None = None
+    """The step at which `val` was measured; before `step` when the run was interrupted."""
 
 
 def train(
@@ -199,7 +201,9 @@ def _train(
     )
     with _StopOnSignal() as stop:
         result = run_loop(context, start_step, elapsed_s, tokens_seen, clock_start, stop)
-    return TrainOutcome(run_dir, result.checkpoint_dir, result.step, result.interrupted, result.val, result.tokens_per_s, result.mfu)
+    return TrainOutcome(
+        run_dir, result.checkpoint_dir, result.step, result.interrupted, result.val, result.tokens_per_s, result.mfu, result.val_step
+    )
 
 
 def build_optimizer(model: GPT, config: TrainConfig, fused: bool) -> torch.optim.AdamW:
