@@ -66,6 +66,7 @@ def save_checkpoint(
     state = {k: v.detach().to("cpu", weights_dtype).contiguous() for k, v in _unwrap(model).state_dict().items()}
     save_file(state, str(tmp / WEIGHTS_FILE))
     (tmp / TOKENIZER_FILE).write_text(tokenizer.json_text, encoding="utf-8")
+    copy_file_mode(tmp / TOKENIZER_FILE, tmp / WEIGHTS_FILE)
     config = {
         "format": FORMAT_NAME,
         "format_version": FORMAT_VERSION,
@@ -185,6 +186,15 @@ def _unwrap(model: torch.nn.Module) -> GPT:
     while not isinstance(model, GPT):
         model = getattr(model, "module", None) or getattr(model, "_orig_mod")
     return model
+
+
+def copy_file_mode(model: Path, target: Path) -> None:
+    """Give `target` the permission bits of `model`, a file written with `open` under the user's umask.
+
+    safetensors (0.8) creates its files readable by their owner only, so a checkpoint written for a
+    team or a service account would not be readable by them, unlike the JSON files beside it.
+    """
+    os.chmod(target, model.stat().st_mode & 0o777)
 
 
 def _fsync_folder(folder: Path) -> None:

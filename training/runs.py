@@ -30,6 +30,7 @@ from safetensors.torch import load_file, save_file
 from tiny_copilot.model.checkpoint import (
     CONFIG_FILE,
     CheckpointError,
+    copy_file_mode,
     read_checkpoint_meta,
     save_checkpoint,
     shipped_checkpoint_path,
@@ -166,6 +167,7 @@ def save_run_checkpoint(
         "optimizer": optimizer_json,
     }
     (staging / STATE_FILE).write_text(json.dumps(state_json, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+    copy_file_mode(staging / STATE_FILE, staging / OPTIMIZER_FILE)
     for name, data in (extra_json or {}).items():
         (staging / name).write_text(json.dumps(data, indent=1, sort_keys=True) + "\n", encoding="utf-8")
     for name in (OPTIMIZER_FILE, STATE_FILE, *(extra_json or {})):

@@ -1,4 +1,5 @@
 import json
+import os
 import shutil
 from pathlib import Path
 
@@ -23,6 +24,18 @@ def test_round_trip_keeps_weights(checkpoint_copy: Path, tmp_path: Path) -> None
     for name, tensor in original.model.state_dict().items():
         torch.testing.assert_close(reloaded.model.state_dict()[name], tensor)
     assert reloaded.meta["step"] == 3
+
+
+@pytest.mark.parametrize("umask", [0o022, 0o077], ids=["umask-022", "umask-077"])
+def test_weights_file_follows_umask(checkpoint_copy: Path, tmp_path: Path, umask: int) -> None:
+    original = load_checkpoint(checkpoint_copy)
+    previous = os.umask(umask)
+    try:
+        save_checkpoint(tmp_path / "shared", original.model, original.tokenizer, {})
+    finally:
+        os.umask(previous)
+
+    assert (tmp_path / "shared" / "model.safetensors").stat().st_mode & 0o777 == 0o666 & ~umask
 
 
 def test_bfloat16_storage_loads_as_float32(checkpoint_copy: Path, tmp_path: Path) -> None:
