@@ -83,7 +83,10 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument(options["temperature"], type=float, default=defaults.temperature, help="sampling temperature; 0 is greedy and deterministic (default 0)")
     parser.add_argument(options["seed"], type=int, default=defaults.seed, help=f"seed of sampling when --temperature is above 0 (default {defaults.seed})")
     parser.add_argument(options["multiline"], choices=MULTILINE_MODES, default=defaults.multiline, help=f"when to suggest several lines (default {defaults.multiline})")
-    parser.add_argument("--language", help="LSP language id such as python or cpp (default: from the file suffix)")
+    parser.add_argument(
+        "--language",
+        help="LSP language id such as python or cpp, which picks the stop rules (default: from the file suffix; python with --prompt)",
+    )
     parser.set_defaults(run=_run)
 
 
@@ -94,7 +97,8 @@ def _run(args: argparse.Namespace) -> int:
     try:
         if args.prompt is not None:
             prompt = interpret_escapes(args.prompt)
-            cursor = CursorInput(prompt.replace("\r\n", "\n"), len(prompt.replace("\r\n", "\n")), None)
+            # Python, as the README's examples are; without a language no language's rules would apply.
+            cursor = CursorInput(prompt.replace("\r\n", "\n"), len(prompt.replace("\r\n", "\n")), "python")
         else:
             cursor = cursor_from_location(args.location)
     except (ValueError, UnicodeDecodeError) as exc:

@@ -33,7 +33,7 @@ def test_interpret_escapes(raw: str, expected: str) -> None:
 
 def test_prompt_matches_completer(trained_checkpoint: Path, capsys) -> None:
     prompt = "def dfs(graph, start):\n    "
-    expected = _completer_text(trained_checkpoint, prompt, len(prompt))
+    expected = _completer_text(trained_checkpoint, prompt, len(prompt), language_id="python")
 
     assert main(["complete", "--checkpoint", str(trained_checkpoint), "--prompt", "def dfs(graph, start):\\n    "]) == 0
     captured = capsys.readouterr()
