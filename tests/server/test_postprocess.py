@@ -226,6 +226,15 @@ def test_repetition_cut_keeps_first_copy_of_a_loop() -> None:
     assert repetition_cut("split('/', '/', '/', '/', '/', ") == len("split('/', ")
 
 
+def test_repetition_cut_drops_long_letter_or_digit_run() -> None:
+    from tiny_copilot.server.postprocess import LETTER_OR_DIGIT_RUN, repetition_cut
+
+    assert repetition_cut("x = 10" + "4" * LETTER_OR_DIGIT_RUN) == len("x = 10")
+    assert repetition_cut("name = t" + "z" * LETTER_OR_DIGIT_RUN) == len("name = t")
+    assert repetition_cut("mask = 0x" + "F" * (LETTER_OR_DIGIT_RUN - 1)) is None
+    assert repetition_cut("# " + "-" * 40) is None  # separators are not letters or digits
+
+
 def test_repetition_cut_leaves_short_runs_and_normal_code() -> None:
     from tiny_copilot.server.postprocess import repetition_cut
 
