@@ -31,7 +31,7 @@ StopRule = Callable[[str], "int | None"]
 """Given the text generated so far, return where to cut it and stop, or None to go on."""
 
 _REPLACEMENT = "\ufffd"
-"""What the UTF-8 decoder puts in place of bytes that are not UTF-8."""
+"""The character the UTF-8 decoder puts in place of bytes that are not UTF-8."""
 
 
 class GenerationCancelled(Exception):

@@ -52,11 +52,10 @@ class BoundedInput:
             return _DROPPED_HEADER
         match = _CONTENT_LENGTH.fullmatch(line)
         if match is None:
-            # A Content-Length that lied (too small, too large) or a header without one leaves the reader
-            # out of step: the rest of one body and the next header then arrive as one line, and since
-            # bodies do not end in a newline, every later header would be glued to a body and missed.
-            # Start again at the last header found inside the line; only the messages already mangled
-            # are lost.
+            # A wrong Content-Length (too small, too large) or a header without one leaves the reader out
+            # of step: the rest of one body and the next header then arrive as one line. Bodies do not end
+            # in a newline, so every later header would be glued to a body and missed. Start again at the
+            # last header found inside the line; only the messages already mangled are lost.
             start = line.rfind(_HEADER_NAME)
             if start > 0:
                 resynced = _CONTENT_LENGTH.fullmatch(line, start)

@@ -116,7 +116,7 @@ def test_over_long_header_line_is_skipped(wire: WireClient) -> None:
     ids=["length-too-small", "length-too-large", "length-missing"],
 )
 def test_wrongly_framed_message_does_not_desync_the_stream(wire: WireClient, frame) -> None:
-    """After one wrongly framed message the server finds the next header again and keeps answering."""
+    """After one wrongly framed message the server finds the next header again and answers later requests."""
     body = json.dumps({"jsonrpc": "2.0", "id": "framing", "method": "textDocument/completion", "params": {
         "textDocument": {"uri": "file:///never-opened.py"}, "position": {"line": 0, "character": 0}}}).encode()
     assert wire.process.stdin is not None

@@ -96,7 +96,7 @@ def test_ctrl_c_saves_then_resume_matches(tmp_path: Path, uninterrupted_run: Pat
 
     assert process.returncode == 130, stderr
     assert "continue with: tiny-copilot train --resume" in stdout
-    # The final evaluation is skipped on Ctrl-C, so the figure shown is an older one and says so.
+    # Ctrl-C skips the final evaluation, so the summary shows an older figure and names its step.
     summary = re.search(r"interrupted at step (\d+), val [\d.]+ bits/byte \(measured at step (\d+)\)", stdout)
     assert summary is not None, stdout
     assert int(summary[2]) < int(summary[1])
