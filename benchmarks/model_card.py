@@ -52,10 +52,8 @@ SOURCES: dict[str, tuple[str, str]] = {
     "python/algorithms": ("algorithms 1.0.1, `algorithms/**/*.py` (PyPI; github.com/keon/algorithms)", "MIT"),
     # The rest come only from scripts/build-large-corpus.sh; each wheel's licence is its dist-info LICENSE file.
     "cpp/boost-more": (
-        "Boost 1.74 headers: geometry, math, asio, beast, multiprecision, log, interprocess, intrusive, thread, "
-        "gil, numeric, filesystem, program_options, regex, serialization, smart_ptr, process, date_time, random, "
-        "accumulators, histogram, outcome, property_tree, ptr_container, mp11, optional, variant2, static_string, "
-        "nowide (Debian libboost1.74-dev)",
+        "Boost 1.74 headers: outcome, variant2, static_string, nowide, program_options, property_tree, regex, "
+        "date_time, histogram, process, beast, random (Debian libboost1.74-dev)",
         "BSL-1.0",
     ),
     "python/sympy": ("SymPy 1.13.3 without tests (PyPI)", "BSD-3-Clause; a few files MIT or BSD"),

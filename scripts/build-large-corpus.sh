@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Assemble a corpus about four times the shipped one, for training on a GPU: the shipped corpus
+# Assemble a corpus about three times the shipped one, for training on a GPU: the shipped corpus
 # (scripts/build-shipped-corpus.sh) plus more permissively licensed Python from PyPI wheels and
 # more Boost libraries. Sources and licences are listed in benchmarks/model_card.py.
 #
@@ -20,9 +20,12 @@ trap 'rm -rf "$work"' EXIT
 (cd "$work" && apt-get download libboost1.74-dev >/dev/null)
 dpkg-deb -x "$work"/libboost1.74-dev_*.deb "$work/root"
 boost=$work/root/usr/include/boost
-for lib in geometry math asio beast multiprecision log interprocess intrusive thread gil numeric \
-           filesystem program_options regex serialization smart_ptr process date_time random accumulators \
-           histogram outcome property_tree ptr_container mp11 optional variant2 static_string nowide; do
+# Only Boost libraries whose own code includes standard headers often (at least a quarter of their
+# #include <...> lines). With 29 libraries, 83% of the corpus's #include <...> lines named a library
+# header, against 71% in the shipped corpus, and a model fine-tuned on it for 50 minutes completed
+# `#include <` at the top of a file with `boost/geometry/core/access.hpp>` instead of a standard header.
+for lib in outcome variant2 static_string nowide program_options property_tree regex date_time histogram \
+           process beast random; do
     mkdir -p "$out/cpp/boost-more/$lib"
     cp -r "$boost/$lib/." "$out/cpp/boost-more/$lib/"
 done

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Train a model on a borrowed GPU machine that has PyTorch but no network, in one command.
 #
-# Here, once (writes .device/, which .gitignore lists; 17 MB):
+# Here, once (writes .device/, which .gitignore lists; 14 MB):
 #     bash scripts/device-train.sh prepare
 # On the GPU machine, from the repository root, with the run's outputs going to $OUT:
 #     bash scripts/device-train.sh train --preset medium --seq-len 1024 --time-budget 6m
