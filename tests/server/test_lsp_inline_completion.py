@@ -38,11 +38,12 @@ pytestmark = pytest.mark.asyncio(loop_scope="module")
 
 @pytest.fixture(scope="module")
 def slow_checkpoint(tmp_path_factory: pytest.TempPathFactory, small_tokenizer: CodeTokenizer) -> Path:
-    """A model whose greedy output is "x" forever, so every request generates until maxNewTokens.
+    """A model whose greedy output is "-" forever, so every request generates until maxNewTokens.
 
-    Every embedding row shares one direction, and the row of "x" is three times as long, so after the
-    final norm "x" wins at every position. A run of one character is never cut as a repetition loop,
-    so a request takes maxNewTokens decoding steps: long enough for later keystrokes to interrupt it.
+    Every embedding row shares one direction, and the row of "-" is three times as long, so after the
+    final norm "-" wins at every position. A run of one character other than a letter or digit is
+    never cut as a repetition loop, so a request takes maxNewTokens decoding steps: long enough for
+    later keystrokes to interrupt it.
     """
     torch.manual_seed(0)
     path = tmp_path_factory.mktemp("slow") / "checkpoint"
@@ -50,7 +51,7 @@ def slow_checkpoint(tmp_path_factory: pytest.TempPathFactory, small_tokenizer: C
     shared_D = torch.randn(128)
     with torch.no_grad():
         model.embed.weight.mul_(0.1).add_(shared_D)
-        model.embed.weight[small_tokenizer.inner.token_to_id("x")] = 3 * shared_D
+        model.embed.weight[small_tokenizer.inner.token_to_id("-")] = 3 * shared_D
     save_checkpoint(path, model, small_tokenizer, {"step": 0})
     return path
 
