@@ -50,7 +50,7 @@ SOURCES: dict[str, tuple[str, str]] = {
     "cpp/abseil": ("Abseil 20220623.1 headers (Debian libabsl-dev)", "Apache-2.0"),
     "cpp/googletest": ("GoogleTest 1.12.1 sources and headers (Debian googletest)", "BSD-3-Clause"),
     "python/algorithms": ("algorithms 1.0.1, `algorithms/**/*.py` (PyPI; github.com/keon/algorithms)", "MIT"),
-    # The rest come only from scripts/build-large-corpus.sh; each wheel's licence is its dist-info LICENSE file.
+    # The rest come only from scripts/build-large-corpus.sh. Each wheel's licence is its dist-info LICENSE file.
     "cpp/boost-more": (
         "Boost 1.74 headers: outcome, variant2, static_string, nowide, program_options, property_tree, regex, "
         "date_time, histogram, process, beast, random (Debian libboost1.74-dev)",

@@ -188,13 +188,13 @@ def _unwrap(model: torch.nn.Module) -> GPT:
     return model
 
 
-def copy_file_mode(model: Path, target: Path) -> None:
-    """Give `target` the permission bits of `model`, a file written with `open` under the user's umask.
+def copy_file_mode(reference: Path, target: Path) -> None:
+    """Give `target` the permission bits of `reference`, a file written with `open` under the user's umask.
 
-    safetensors (0.8) creates its files readable by their owner only, so a checkpoint written for a
-    team or a service account would not be readable by them, unlike the JSON files beside it.
+    safetensors 0.8 creates its files with mode 0600, so other users could not read a checkpoint's
+    weights even where they can read the JSON files beside them.
     """
-    os.chmod(target, model.stat().st_mode & 0o777)
+    os.chmod(target, reference.stat().st_mode & 0o777)
 
 
 def _fsync_folder(folder: Path) -> None:

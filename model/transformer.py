@@ -46,7 +46,7 @@ def rotate_halves(x_K: torch.Tensor, cos_K: torch.Tensor, signed_sin_K: torch.Te
 
 
 class LayerWeights(NamedTuple):
-    """The tensors of one block that `GPT.next_token_logits` reads; projections stored (in, out).
+    """The tensors of one block that `GPT.next_token_logits` reads, with projections stored (in, out).
 
     F is the MLP width.
     """

@@ -1,20 +1,22 @@
 #!/usr/bin/env bash
 # Train a model on a borrowed GPU machine that has PyTorch but no network, in one command.
 #
-# Here, once (writes .device/, which .gitignore lists; 14 MB):
-#     bash scripts/device-train.sh prepare
-# On the GPU machine, from the repository root, with the run's outputs going to $OUT:
-#     bash scripts/device-train.sh train --preset medium --seq-len 1024 --time-budget 6m
-# Back here, with FILES the folder the outputs came back to:
-#     bash scripts/device-train.sh unpack FILES runs/gpu
-#     .venv/bin/python scripts/ship-model.py runs/gpu
+# 1. Here, once. This writes .device/ (14 MB), which .gitignore lists:
+#        bash scripts/device-train.sh prepare
+# 2. On the GPU machine, from the repository root. The outputs go to $OUT:
+#        bash scripts/device-train.sh train --preset medium --seq-len 1024 --time-budget 6m
+# 3. Back here. FILES is the folder that the outputs came back to:
+#        bash scripts/device-train.sh unpack FILES runs/gpu
+#        .venv/bin/python scripts/ship-model.py runs/gpu
 #
 # `train` passes its arguments to `tiny-copilot train` with the large corpus as --data, so the same
-# command trains on a CPU or a GPU. The GPU machine's python3 must hold torch, tokenizers,
+# command trains on a CPU or a GPU. The GPU machine's python3 must provide torch, tokenizers,
 # safetensors, numpy, matplotlib and tqdm; `prepare` downloads the two other packages that training
 # imports as wheels. The checkpoint comes back without the optimizer state (too large to fetch), so
 # such a run cannot be resumed here. The outputs are split into parts of at most 15 MB because
 # the device tool returns files of at most 16 MB.
+# NOTE: not yet run on a CUDA machine. It was checked on a CPU, with a virtual environment that holds
+# only the GPU machine's packages, and by tests/training/test_device_script.py.
 set -euo pipefail
 
 stash=${DEVICE_STASH:-.device}
@@ -41,8 +43,8 @@ train() {
     if [ ${#wheels[@]} -gt 0 ]; then
         "$python" -m pip install --quiet --no-index --no-deps --no-compile --target "$work/site" "${wheels[@]}"
     fi
-    # The package installs model/, training/ and server/ as tiny_copilot.*; links give the same names
-    # without installing its other requirements, which training does not import.
+    # Installed, the package maps model/, training/ and server/ to tiny_copilot.*. Links give the same
+    # import names without installing its other requirements, which training does not import.
     mkdir -p "$work/pkg/tiny_copilot"
     for part in model training server; do ln -s "$PWD/$part" "$work/pkg/tiny_copilot/$part"; done
     tar -C "$work" -xJf "$stash/corpus.tar.xz"
@@ -65,7 +67,7 @@ train() {
 unpack() {
     local files=${1:?usage: scripts/device-train.sh unpack FILES_DIR RUN_DIR} dest=${2:?usage: scripts/device-train.sh unpack FILES_DIR RUN_DIR}
     if [ -e "$dest" ]; then
-        echo "device-train: $dest exists; give a new folder" >&2
+        echo "device-train: $dest already exists. Give a folder that does not exist yet." >&2
         exit 1
     fi
     mkdir -p "$dest"

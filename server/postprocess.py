@@ -11,7 +11,7 @@ Definitions used throughout:
   A multi-line suggestion ends before its first blank line, before a line indented less than its
   first line (a dedent below the starting block), before a line that repeats the next non-blank
   document line or the line before it, and after `max_lines` lines.
-  Small models stutter that way; in the shipped corpus only 0.065% of lines of
+  Small models stutter that way. In the shipped corpus only 0.065% of lines of
   `MIN_REPEATED_LINE_CHARS` or more repeat the previous non-blank line, mostly in data tables.
   A single-line suggestion that repeats the line above stays: in the line-completion evaluation the
   one such suggestion had edit similarity 68 with the line the author wrote (`foo` where `bar` was due).
@@ -132,9 +132,10 @@ MIN_REPEATED_LINE_CHARS = 8
 
 
 LETTER_OR_DIGIT_RUN = 16
-"""A letter or digit repeated this often in a row ends the suggestion before the run. Greedy decoding of
-a small model can fall into `1044444...`; 0.01% of the shipped corpus's lines hold such a run, mostly
-long numeric constants."""
+"""Length of a run of one letter or digit that ends the suggestion before the run.
+
+Greedy decoding of a small model can fall into `1044444...`. Only 0.01% of the shipped corpus's lines
+contain such a run, mostly long numeric constants."""
 
 
 def repetition_cut(text: str) -> int | None:

@@ -55,7 +55,7 @@ class BoundedInput:
             # A wrong Content-Length (too small, too large) or a header without one leaves the reader out
             # of step: the rest of one body and the next header then arrive as one line. Bodies do not end
             # in a newline, so every later header would be glued to a body and missed. Start again at the
-            # last header found inside the line; only the messages already mangled are lost.
+            # last header found inside the line, so that only the messages already mangled are lost.
             start = line.rfind(_HEADER_NAME)
             if start > 0:
                 resynced = _CONTENT_LENGTH.fullmatch(line, start)

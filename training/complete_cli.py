@@ -96,9 +96,10 @@ def _run(args: argparse.Namespace) -> int:
         return 2
     try:
         if args.prompt is not None:
-            prompt = interpret_escapes(args.prompt)
-            # Python, as the README's examples are; without a language no language's rules would apply.
-            cursor = CursorInput(prompt.replace("\r\n", "\n"), len(prompt.replace("\r\n", "\n")), "python")
+            prompt = interpret_escapes(args.prompt).replace("\r\n", "\n")
+            # Without a file there is no suffix to tell the language, and with none no stop rules of any
+            # language apply. Python is the README's example language.
+            cursor = CursorInput(prompt, len(prompt), "python")
         else:
             cursor = cursor_from_location(args.location)
     except (ValueError, UnicodeDecodeError) as exc:

@@ -176,7 +176,7 @@ def _greedy_full_forward(model: GPT, prompt: list[int], count: int, stop_ids: fr
         ([b"\xf0\x9f", b"\x98\x80", b"b"], "\U0001f600b", "max_tokens"),
     ],
 )
-def test_generated_text_never_holds_replacement_characters(
+def test_generated_text_has_no_replacement_character(
     untrained_checkpoint, monkeypatch, chosen: list[bytes], text: str, stop_reason: str
 ) -> None:
     import tiny_copilot.model.engine as engine_module

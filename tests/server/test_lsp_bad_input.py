@@ -115,14 +115,14 @@ def test_over_long_header_line_is_skipped(wire: WireClient) -> None:
     ],
     ids=["length-too-small", "length-too-large", "length-missing"],
 )
-def test_wrongly_framed_message_does_not_desync_the_stream(wire: WireClient, frame) -> None:
-    """After one wrongly framed message the server finds the next header again and answers later requests."""
+def test_misframed_message_keeps_server_responding(wire: WireClient, frame) -> None:
+    """After one wrongly framed message the server finds the next header again and responds to later requests."""
     body = json.dumps({"jsonrpc": "2.0", "id": "framing", "method": "textDocument/completion", "params": {
         "textDocument": {"uri": "file:///never-opened.py"}, "position": {"line": 0, "character": 0}}}).encode()
     assert wire.process.stdin is not None
     wire.process.stdin.write(frame(body))
     wire.process.stdin.flush()
-    # The message right after a too-large length loses its header to the bad body; later ones are served.
+    # The message right after a too-large length loses its header to the bad body. Later ones are served.
     wire.notify("$/setTrace", {"value": "off"})
     for _ in range(3):
         assert_still_serving(wire)
