@@ -83,9 +83,14 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument(options["temperature"], type=float, default=defaults.temperature, help="sampling temperature; 0 is greedy and deterministic (default 0)")
     parser.add_argument(options["seed"], type=int, default=defaults.seed, help=f"seed of sampling when --temperature is above 0 (default {defaults.seed})")
     parser.add_argument(options["multiline"], choices=MULTILINE_MODES, default=defaults.multiline, help=f"when to suggest several lines (default {defaults.multiline})")
+    from .corpus_rules import LANGUAGE_BY_SUFFIX
+
+    # A checkpoint learns only the languages that the corpus reader accepts.
+    languages = sorted(set(LANGUAGE_BY_SUFFIX.values()))
     parser.add_argument(
         "--language",
-        help="LSP language id such as python or cpp, which picks the stop rules (default: from the file suffix; python with --prompt)",
+        choices=languages,
+        help=f"LSP language id, one of {', '.join(languages)}, which picks the stop rules (default: from the file suffix; python with --prompt)",
     )
     parser.set_defaults(run=_run)
 

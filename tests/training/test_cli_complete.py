@@ -124,6 +124,14 @@ def test_invalid_option_is_named(untrained_checkpoint: Path, arguments: list[str
     assert "max_new_tokens" not in error
 
 
+def test_unknown_language_is_rejected(untrained_checkpoint: Path, capsys) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        main(["complete", "--checkpoint", str(untrained_checkpoint), "--prompt", "fn main() {", "--language", "rust"])
+
+    assert exit_info.value.code == 2
+    assert "invalid choice: 'rust' (choose from 'c', 'cpp', 'python')" in capsys.readouterr().err
+
+
 def test_missing_checkpoint_is_reported(tmp_path: Path, capsys) -> None:
     assert main(["complete", "--checkpoint", str(tmp_path / "nothing"), "--prompt", "x"]) == 1
     assert "not found" in capsys.readouterr().err
