@@ -7,7 +7,9 @@ machine load:
 2. prefill: a few new tokens on top of a cache of about 1k tokens, and a whole 1k-token prompt;
 3. the optimized step with the weights as nn.Linear stores them, (out, in), against the (in, out)
    copies that `GPT.decoding_weights` makes;
-4. a typing replay through `Completer.complete`, in process without stdio. Files of this repository
+4. the optimized step run back to back against the same step after a pause as long as the typing
+   replay's time between keystrokes (80 ms), which is how a language server runs it;
+5. a typing replay through `Completer.complete`, in process without stdio. Files of this repository
    are typed at a cursor with text before and after it, so the prompt fills the token budgets
    (about 1k tokens at --max-seq-len 1024). Suggestions are accepted as in `tiny-copilot eval`.
    Both engines serve every request, and the run counts requests where their texts differ.
@@ -51,6 +53,10 @@ REPLAY_FILES = ("server/lsp.py", "server/postprocess.py", "server/prompt.py", "t
 CONTEXTS = (256, 512, 1024)
 PREFILL_CONTEXT = 1000
 MIN_PREFIX_CHARS = 4000
+SECTIONS = ("pause",)
+"""Measurements that --only can pick; the others run only in a full run."""
+PAUSE_S = 0.08
+"""Idle time before a paused step: benchmarks/typing_replay.py types a key every 80 ms."""
 """Typing starts at a line this far into the file, so the prefix budget is full (~3.5 characters per token)."""
 
 
@@ -97,6 +103,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--steps", type=int, default=300, help="timed decoding steps per context length and path")
     parser.add_argument("--chars", type=int, default=150, help="characters typed per replay file (0 skips the replay)")
     parser.add_argument("--threads", type=int, default=1, help="torch threads (the server's default is 1)")
+    parser.add_argument("--only", choices=SECTIONS, help="run this measurement alone")
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
 
@@ -110,9 +117,13 @@ def main(argv: list[str] | None = None) -> int:
     print(f"model: {model.num_parameters():,} parameters, max_seq_len {args.max_seq_len}\n")
 
     tokens = _context_tokens(checkpoint.tokenizer, args.max_seq_len)
+    if args.only == "pause":
+        _report_pause(model, tokens)
+        return 0
     _report_decoding(model, tokens, args.steps)
     _report_prefill(model, tokens)
     _report_layout(model, tokens, args.steps)
+    _report_pause(model, tokens)
     if args.chars > 0:
         tokenizer = checkpoint.tokenizer
         # Both without guessed tokens, so this pair measures GPT.next_token_logits alone.
@@ -201,6 +212,39 @@ def _report_layout(model: GPT, tokens: torch.Tensor, steps: int) -> None:
                     cache.truncate(context - new_tokens)
                     timings[name].time(lambda: model.next_token_logits(step_ids, cache, weights, every_position=True))
         _print_row(f"{new_tokens}", {"plain": timings["views"], "optimized": timings["copies"]})
+
+
+@torch.inference_mode()
+def _report_pause(model: GPT, tokens: torch.Tensor, rounds: int = 60) -> None:
+    """Time the first and second step of a request made after a pause against steps run back to back.
+
+    A server waits for the next keystroke between requests. When the thread CPU time grows after the
+    pause too, the step itself does more work (probably because its data left the CPU caches), so the
+    extra time is not only a wait for a free core.
+    """
+    print("\npause, ms per 1-token step on 900 cached positions (median; CPU / wall)")
+    weights = model.decoding_weights()
+    context = min(900, model.config.max_seq_len - 2)
+    cache = model.new_cache()
+    model(tokens[:, :context], cache=cache)
+    step_ids = tokens[:, context : context + 1]
+    timings = {name: Timings() for name in ("back to back", "first after pause", "second after pause")}
+
+    def step() -> None:
+        cache.truncate(context)
+        model.next_token_logits(step_ids, cache, weights)
+
+    for _ in range(rounds):
+        for _ in range(3):
+            timings["back to back"].time(step)
+        time.sleep(PAUSE_S)
+        timings["first after pause"].time(step)
+        timings["second after pause"].time(step)
+    base = timings["back to back"]
+    for name, t in timings.items():
+        cpu, wall = statistics.median(t.cpu_ms), statistics.median(t.wall_ms)
+        ratio = f"{cpu / statistics.median(base.cpu_ms):5.2f}x / {wall / statistics.median(base.wall_ms):5.2f}x"
+        print(f"{name:>20}  {cpu:6.2f} / {wall:6.2f}  {ratio}")
 
 
 def _parameter_views(model: GPT, copies: DecodingWeights) -> DecodingWeights:
