@@ -82,6 +82,9 @@ def config_from_args(args: argparse.Namespace) -> dict[str, Any]:
         if hasattr(args, field.name):
             value = getattr(args, field.name)
             given[field.name] = tuple(value) if isinstance(value, list) else value
+    if "data_paths" in given:
+        # Saved in the run's config and read again by --resume, which may run from another folder.
+        given["data_paths"] = tuple(os.path.abspath(os.path.expanduser(path)) for path in given["data_paths"])
     if "sample_prompt" in given:
         from .complete_cli import interpret_escapes
 

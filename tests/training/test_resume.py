@@ -108,6 +108,27 @@ def test_ctrl_c_saves_then_resume_matches(tmp_path: Path, uninterrupted_run: Pat
     _assert_same_weights(run_dir / "checkpoint", uninterrupted_run / "checkpoint")
 
 
+def test_resume_from_another_folder_finds_relative_data(tmp_path: Path) -> None:
+    """`--data` relative to the folder the run started in must still name the corpus when resuming elsewhere."""
+    args = list(TINY_RUN_ARGS)
+    data = Path(args[args.index("--data") + 1])
+    args[args.index("--data") + 1] = data.name
+    run_dir = tmp_path / "run"
+    first = subprocess.run(
+        train_command(*args, "--max-steps", "4", "--out", str(run_dir)),
+        cwd=data.parent, capture_output=True, text=True, timeout=RUN_TIMEOUT_S,
+    )  # fmt: skip
+    assert first.returncode == 0, first.stderr
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    resumed = subprocess.run(
+        train_command("--resume", "--out", str(run_dir), "--max-steps", "6"),
+        cwd=elsewhere, capture_output=True, text=True, timeout=RUN_TIMEOUT_S,
+    )  # fmt: skip
+    assert resumed.returncode == 0, resumed.stderr
+    assert "finished at step 6" in resumed.stdout
+
+
 def test_resume_of_finished_run_asks_for_more_steps(uninterrupted_run: Path, capsys, keep_torch_threads) -> None:
     assert main(["train", "--resume", "--out", str(uninterrupted_run)]) == 1
     assert "already finished at step 150" in capsys.readouterr().err

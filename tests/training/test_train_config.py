@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+from pathlib import Path
 
 import pytest
 import torch
@@ -69,7 +70,7 @@ def test_flags_parse_into_config() -> None:
     from tiny_copilot.training.train_cli import config_from_args
 
     config = TrainConfig(**config_from_args(args))
-    assert config.data_paths == ("a", "b")
+    assert config.data_paths == (str(Path("a").absolute()), str(Path("b").absolute()))
     assert config.exclude_globs == ("*.pyi", "tests/")
     assert config.time_budget_s == 120
     assert config.model_config().d_model == 96
