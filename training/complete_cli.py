@@ -26,7 +26,12 @@ SETTING_OPTIONS = {
 def interpret_escapes(text: str) -> str:
     r"""Turn backslash escapes (\n, \t, \\, \x41, \u00e9) into characters; other characters stay as they are."""
     # Non-Latin-1 characters become \UXXXXXXXX escapes first, so unicode_escape decodes them back unchanged.
-    return text.encode("latin-1", "backslashreplace").decode("unicode_escape")
+    try:
+        return text.encode("latin-1", "backslashreplace").decode("unicode_escape")
+    except UnicodeDecodeError as exc:
+        raise ValueError(
+            f"invalid backslash escape ({exc.reason}) in: {text}\nwrite \\\\ for a backslash, such as C:\\\\Users"
+        ) from None
 
 
 @dataclass(frozen=True)

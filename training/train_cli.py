@@ -130,8 +130,8 @@ def _run(args: argparse.Namespace) -> int:
 
     from .runs import default_runs_dir, list_runs, new_run_dir, read_training_state, resume_checkpoint_dir
 
-    given = config_from_args(args)
     try:
+        given = config_from_args(args)
         if args.resume:
             run_dir = Path(given["out_dir"]).expanduser() if "out_dir" in given else _newest_run(default_runs_dir(), list_runs)
             checkpoint_dir = resume_checkpoint_dir(run_dir)

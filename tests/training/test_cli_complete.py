@@ -31,6 +31,19 @@ def test_interpret_escapes(raw: str, expected: str) -> None:
     assert interpret_escapes(raw) == expected
 
 
+@pytest.mark.parametrize("raw", ["a\\", 'path = "C:\\Users', "\\x4"])
+def test_invalid_escape_says_how_to_write_a_backslash(raw: str, capsys) -> None:
+    with pytest.raises(ValueError, match=r"write \\\\ for a backslash"):
+        interpret_escapes(raw)
+    assert main(["complete", "--prompt", raw]) == 2
+    assert "write \\\\ for a backslash" in capsys.readouterr().err
+
+
+def test_train_reports_invalid_sample_prompt_escape(capsys) -> None:
+    assert main(["train", "--sample-prompt", "a\\", "--dry-run"]) == 2
+    assert "write \\\\ for a backslash" in capsys.readouterr().err
+
+
 def test_prompt_matches_completer(trained_checkpoint: Path, capsys) -> None:
     prompt = "def dfs(graph, start):\n    "
     expected = _completer_text(trained_checkpoint, prompt, len(prompt), language_id="python")
