@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from safetensors import SafetensorError
+from safetensors import SafetensorError, safe_open
 from safetensors.torch import load_file, save_file
 
 from .config import ModelConfig
@@ -119,6 +119,11 @@ def load_checkpoint(path: Path, device: str | torch.device = "cpu", dtype: torch
             "the tokenizer comes from another run"
         )
 
+    # Compare shapes with the file's header before allocating: a damaged config.json could otherwise
+    # ask for a model of hundreds of gigabytes and end the process with an out-of-memory error.
+    with torch.device("meta"):
+        expected = {name: tuple(t.shape) for name, t in GPT(config).state_dict().items()}
+    _check_weight_names_and_shapes(path / WEIGHTS_FILE, expected)
     model = GPT(config)
     _load_weights(model, path / WEIGHTS_FILE)
     model.to(device=device, dtype=dtype).eval()
@@ -153,25 +158,34 @@ def _read_tokenizer(path: Path) -> CodeTokenizer:
         raise CheckpointError(f"{path / TOKENIZER_FILE} cannot be read ({exc}); restore it from the same run") from exc
 
 
-def _load_weights(model: GPT, weights_path: Path) -> None:
+def _check_weight_names_and_shapes(weights_path: Path, expected: dict[str, tuple[int, ...]]) -> None:
+    """Compare the tensor names and shapes in the file's header with `expected`, reading no tensor data."""
     try:
-        state = load_file(str(weights_path))
+        with safe_open(str(weights_path), framework="pt") as handle:
+            found = {name: tuple(handle.get_slice(name).get_shape()) for name in handle.keys()}
     except (SafetensorError, OSError) as exc:
         raise CheckpointError(f"{weights_path} is corrupt or truncated ({exc}); restore it or retrain") from exc
-    expected = model.state_dict()
-    missing = sorted(set(expected) - set(state))
-    unexpected = sorted(set(state) - set(expected))
+    missing = sorted(set(expected) - set(found))
+    unexpected = sorted(set(found) - set(expected))
     if missing or unexpected:
         raise CheckpointError(
             f"{weights_path} does not match {CONFIG_FILE}: missing {missing[:3]}, unexpected {unexpected[:3]}; "
             "the weights and config come from different runs"
         )
-    for name, tensor in state.items():
-        if tensor.shape != expected[name].shape:
+    for name, shape in found.items():
+        if shape != expected[name]:
             raise CheckpointError(
-                f"{weights_path}: {name} has shape {tuple(tensor.shape)}, config expects {tuple(expected[name].shape)}; "
+                f"{weights_path}: {name} has shape {shape}, config expects {expected[name]}; "
                 "the weights and config come from different runs"
             )
+
+
+def _load_weights(model: GPT, weights_path: Path) -> None:
+    try:
+        state = load_file(str(weights_path))
+    except (SafetensorError, OSError) as exc:
+        raise CheckpointError(f"{weights_path} is corrupt or truncated ({exc}); restore it or retrain") from exc
+    _check_weight_names_and_shapes(weights_path, {name: tuple(t.shape) for name, t in model.state_dict().items()})
     for name, tensor in state.items():
         if not torch.isfinite(tensor).all():
             raise CheckpointError(

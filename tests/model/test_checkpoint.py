@@ -77,6 +77,24 @@ def test_shape_mismatch_is_reported(checkpoint_copy: Path) -> None:
         load_checkpoint(checkpoint_copy)
 
 
+def test_oversized_config_is_reported_before_allocating(checkpoint_copy: Path, monkeypatch) -> None:
+    """A damaged config.json asking for 10**12 embeddings must not build that model (terabytes) first."""
+    from tiny_copilot.model import checkpoint
+
+    real_gpt = checkpoint.GPT
+
+    def gpt_only_on_meta(config):
+        assert torch.empty(0).device.type == "meta", f"built a real model of vocab_size {config.vocab_size}"
+        return real_gpt(config)
+
+    monkeypatch.setattr(checkpoint, "GPT", gpt_only_on_meta)
+    config = json.loads((checkpoint_copy / "config.json").read_text())
+    config["model"]["vocab_size"] = 10**12
+    (checkpoint_copy / "config.json").write_text(json.dumps(config))
+    with pytest.raises(CheckpointError, match=r"embed\.weight has shape .*different runs"):
+        load_checkpoint(checkpoint_copy)
+
+
 def test_garbage_config_is_reported(checkpoint_copy: Path) -> None:
     (checkpoint_copy / "config.json").write_text("{not json")
     with pytest.raises(CheckpointError, match="not valid JSON"):
