@@ -122,7 +122,6 @@ def run_evaluation(config: EvalConfig) -> dict[str, Any]:
 
     started = time.perf_counter()
     timing: dict[str, float] = {}
-    config.out_dir.mkdir(parents=True, exist_ok=True)
     rng = random.Random(config.seed)
 
     # 1. Held-out data, checked against the training corpus before any model work.
@@ -134,6 +133,11 @@ def run_evaluation(config: EvalConfig) -> dict[str, Any]:
     # Read now, so that a wrong --ablations file fails before minutes of model work.
     ablations_path = config.ablations or default_ablations_path(config.out_dir)
     ablations = read_ablations(ablations_path, checkpoint_info["weights_sha256"], config.out_dir, required=config.ablations is not None)
+    # Created only once the inputs are known to be good, so that a failed start leaves no empty folder.
+    try:
+        config.out_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ValueError(f"cannot create the output folder {config.out_dir} ({exc.strerror}); pass --out a new or existing folder") from exc
     results: dict[str, Any] = {
         "format": RESULTS_FORMAT,
         "checkpoint": checkpoint_info,

@@ -97,7 +97,18 @@ def test_eval_rejects_a_training_file(run_checkpoint, tmp_path, capsys):
 
     assert code == 2
     assert "is in the training corpus of this checkpoint" in capsys.readouterr().err
-    assert not (tmp_path / "out" / "eval.json").exists()
+    assert not (tmp_path / "out").exists(), "a rejected evaluation left an empty output folder behind"
+
+
+def test_eval_reports_an_output_path_that_is_a_file(run_checkpoint, tmp_path, capsys):
+    taken = tmp_path / "taken.txt"
+    taken.write_text("not a folder\n", encoding="utf-8")
+
+    code = main(["eval", "--checkpoint", str(run_checkpoint), "--out", str(taken), "--skip-typing", "--skip-humaneval"])
+
+    assert code == 2
+    assert f"cannot create the output folder {taken}" in capsys.readouterr().err
+    assert taken.read_text(encoding="utf-8") == "not a folder\n"
 
 
 def test_eval_rejects_a_checkpoint_without_manifest(untrained_checkpoint, tmp_path, capsys):
