@@ -144,6 +144,7 @@ def _run(args: argparse.Namespace) -> int:
         else:
             config = TrainConfig(**given)
             run_dir = Path(config.out_dir).expanduser() if config.out_dir else new_run_dir(config.preset)
+            _check_can_be_folder(run_dir)
     except (ValueError, CheckpointError) as exc:
         print(f"tiny-copilot train: error: {exc}", file=sys.stderr)
         return 2
@@ -216,6 +217,15 @@ def _dry_run(config: TrainConfig) -> int:
     flops = model_flops_per_token(model_config, total, model_config.max_seq_len)
     print(f"training FLOPs per token (6 N + 12 L D T): {flops / 1e6:.1f} M")
     return 0
+
+
+def _check_can_be_folder(run_dir: Path) -> None:
+    """Raise ValueError when `run_dir`, or a folder above it, is an existing file, so it cannot be created."""
+    for path in (run_dir, *run_dir.parents):
+        if path.exists():
+            if not path.is_dir():
+                raise ValueError(f"--out {run_dir}: {path} is a file, not a folder; pass a folder path to --out")
+            return
 
 
 def _is_main_process() -> bool:

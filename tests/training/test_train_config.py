@@ -224,3 +224,13 @@ def test_resume_keeps_trained_dtype(run_dtype: str, given: dict, trained: str | 
 
     assert resumed.dtype == expected
     assert (note is not None) is noted
+
+
+@pytest.mark.parametrize("below", ["", "run"])
+def test_out_that_is_a_file_is_reported(tmp_path: Path, below: str, capsys) -> None:
+    taken = tmp_path / "notes.txt"
+    taken.write_text("keep me\n", encoding="utf-8")
+    out = taken / below if below else taken
+    assert main(["train", "--data", str(tmp_path), "--max-steps", "1", "--out", str(out)]) == 2
+    assert f"{taken} is a file, not a folder; pass a folder path to --out" in capsys.readouterr().err
+    assert taken.read_text(encoding="utf-8") == "keep me\n"
