@@ -150,7 +150,7 @@ def _run(args: argparse.Namespace) -> int:
         return 2
 
     if args.dry_run:
-        return _dry_run(config)
+        return _dry_run(config, checkpoint_dir if args.resume else None)
     return _train(config, run_dir, args.resume)
 
 
@@ -199,19 +199,34 @@ def _train(config: TrainConfig, run_dir: Path, resume: bool) -> int:
     return 0
 
 
-def _dry_run(config: TrainConfig) -> int:
+def _dry_run(config: TrainConfig, resumed_checkpoint: Path | None) -> int:
     import torch
 
+    from tiny_copilot.model.checkpoint import CheckpointError, load_checkpoint, shipped_checkpoint_path
     from tiny_copilot.model.transformer import GPT
 
     from .speed import model_flops_per_token
 
-    model_config = config.model_config()
+    # The run's shape, as the trainer picks it: a resumed or fine-tuned checkpoint keeps its own shape
+    # (all but --seq-len), and only a run from scratch takes the preset's.
+    start = resumed_checkpoint
+    if start is None and config.init_checkpoint is not None:
+        start = shipped_checkpoint_path() if config.init_checkpoint == "default" else Path(config.init_checkpoint).expanduser()
+    if start is None:
+        model_config, source = config.model_config(), f"preset {config.preset}"
+    else:
+        try:
+            model_config, source = load_checkpoint(start).config, f"checkpoint {start}"
+        except CheckpointError as exc:
+            print(f"tiny-copilot train: error: {exc}", file=sys.stderr)
+            return 2
+        if config.seq_len is not None:
+            model_config = dataclasses.replace(model_config, max_seq_len=config.seq_len)
     with torch.device("meta"):
         model = GPT(model_config)
     total = model.num_parameters()
     embedding = model.embed.weight.numel()
-    print(f"preset {config.preset}: {model_config}")
+    print(f"{source}: {model_config}")
     print(f"parameters: {total:,} ({embedding:,} in the tied embedding, {total - embedding:,} in the blocks and norms)")
     print(f"tokens per optimizer step and process: {config.batch_size * config.grad_accum * model_config.max_seq_len:,}")
     flops = model_flops_per_token(model_config, total, model_config.max_seq_len)

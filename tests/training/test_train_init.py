@@ -53,6 +53,20 @@ def test_init_rejects_shape_options(trained_checkpoint: Path, capsys) -> None:
     assert "--init keeps the checkpoint's shape and tokenizer" in capsys.readouterr().err
 
 
+def test_dry_run_shows_the_init_checkpoints_shape(untrained_checkpoint: Path, capsys) -> None:
+    """--dry-run must describe the model that --init would train, not the default preset."""
+    base = load_checkpoint(untrained_checkpoint)
+    assert main(["train", "--init", str(untrained_checkpoint), "--seq-len", "32", "--dry-run"]) == 0
+    out = capsys.readouterr().out
+    assert f"checkpoint {untrained_checkpoint}: {dataclasses.replace(base.config, max_seq_len=32)}" in out
+    assert f"parameters: {base.model.num_parameters():,} " in out
+
+
+def test_dry_run_reports_a_missing_init_checkpoint(tmp_path: Path, capsys) -> None:
+    assert main(["train", "--init", str(tmp_path / "nowhere"), "--dry-run"]) == 2
+    assert "checkpoint folder" in capsys.readouterr().err
+
+
 def test_init_default_fine_tunes_shipped_model(tmp_path: Path) -> None:
     shipped = shipped_checkpoint_path()
     if not (shipped / "config.json").is_file():
