@@ -175,6 +175,15 @@ class TrainConfig:
             if value is not None and (not isinstance(value, int) or value <= 0):
                 raise ValueError(f"{flag_of(name)} must be a positive integer, got {value!r}")
 
+        if self.vocab_size is not None:
+            from .tokenizer_train import MAX_VOCAB_SIZE, MIN_VOCAB_SIZE
+
+            if not MIN_VOCAB_SIZE <= self.vocab_size <= MAX_VOCAB_SIZE:
+                raise ValueError(
+                    f"{flag_of('vocab_size')} must be from {MIN_VOCAB_SIZE} to {MAX_VOCAB_SIZE} (the 256 byte tokens and the "
+                    f"special tokens at least; token files store ids as uint16), got {self.vocab_size}"
+                )
+
         for name in ("batch_size", "grad_accum", "eval_interval", "eval_batches", "checkpoint_interval", "log_interval", "sample_tokens"):
             value = getattr(self, name)
             if not isinstance(value, int) or value <= 0:

@@ -99,6 +99,8 @@ INVALID_TRAIN_OPTIONS = [
         "vocab_size", "d_model", "n_layers", "n_heads", "seq_len", "max_steps", "threads", "batch_size", "grad_accum",
         "eval_interval", "eval_batches", "checkpoint_interval", "log_interval", "sample_tokens", "lr",
     )),
+    (["--vocab-size", "10"], "--vocab-size must be from 260 to 65536"),
+    (["--vocab-size", "70000"], "--vocab-size must be from 260 to 65536"),
     (["--warmup-steps", "-1"], "--warmup-steps"),
     *((["--" + name.replace("_", "-"), "1.5"], "--" + name.replace("_", "-")) for name in (
         "fim_rate", "min_lr_ratio", "decay_fraction", "beta1", "beta2",
