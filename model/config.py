@@ -7,6 +7,13 @@ from dataclasses import dataclass
 from typing import Any
 
 
+MAX_SEQ_LEN = 32768
+"""Maximum context length, in tokens, that a config may declare. The rotary tables and the KV cache are
+allocated for the whole context up front (302 MB of float32 KV cache for the small preset at this length).
+The weights do not record the length, so without this limit a damaged config.json could request any
+amount of memory."""
+
+
 @dataclass(frozen=True)
 class ModelConfig:
     """Shape of a decoder-only Transformer (pre-norm, RoPE, tied embeddings, no biases)."""
@@ -31,6 +38,8 @@ class ModelConfig:
             value = getattr(self, name)
             if not isinstance(value, int) or value <= 0:
                 raise ValueError(f"ModelConfig.{name} must be a positive integer, got {value!r}")
+        if self.max_seq_len > MAX_SEQ_LEN:
+            raise ValueError(f"ModelConfig.max_seq_len must be at most {MAX_SEQ_LEN}, got {self.max_seq_len}")
         if self.d_model % self.n_heads != 0:
             raise ValueError(
                 f"ModelConfig.d_model ({self.d_model}) must be divisible by n_heads ({self.n_heads})"

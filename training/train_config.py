@@ -13,7 +13,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from tiny_copilot.model.config import DEFAULT_PRESET, PRESETS, ModelConfig, preset_config
+from tiny_copilot.model.config import DEFAULT_PRESET, MAX_SEQ_LEN, PRESETS, ModelConfig, preset_config
 
 DEFAULT_TIME_BUDGET_S = 600.0
 """Run length when neither --time-budget nor --max-steps is given."""
@@ -174,6 +174,9 @@ class TrainConfig:
             value = getattr(self, name)
             if value is not None and (not isinstance(value, int) or value <= 0):
                 raise ValueError(f"{flag_of(name)} must be a positive integer, got {value!r}")
+
+        if self.seq_len is not None and self.seq_len > MAX_SEQ_LEN:
+            raise ValueError(f"{flag_of('seq_len')} must be at most {MAX_SEQ_LEN}, got {self.seq_len}")
 
         if self.vocab_size is not None:
             from .tokenizer_train import MAX_VOCAB_SIZE, MIN_VOCAB_SIZE

@@ -95,6 +95,16 @@ def test_oversized_config_is_reported_before_allocating(checkpoint_copy: Path, m
         load_checkpoint(checkpoint_copy)
 
 
+def test_oversized_context_is_reported(checkpoint_copy: Path) -> None:
+    # The weights do not record the context length, so only the config check can catch it.
+    config = json.loads((checkpoint_copy / "config.json").read_text())
+    config["model"]["max_seq_len"] = 10**10
+    (checkpoint_copy / "config.json").write_text(json.dumps(config))
+
+    with pytest.raises(CheckpointError, match=r"max_seq_len must be at most 32768, got 10000000000"):
+        load_checkpoint(checkpoint_copy)
+
+
 def test_garbage_config_is_reported(checkpoint_copy: Path) -> None:
     (checkpoint_copy / "config.json").write_text("{not json")
     with pytest.raises(CheckpointError, match="not valid JSON"):

@@ -101,6 +101,7 @@ INVALID_TRAIN_OPTIONS = [
     )),
     (["--vocab-size", "10"], "--vocab-size must be from 260 to 65536"),
     (["--vocab-size", "70000"], "--vocab-size must be from 260 to 65536"),
+    (["--seq-len", "40000"], "--seq-len must be at most 32768, got 40000"),
     (["--warmup-steps", "-1"], "--warmup-steps"),
     *((["--" + name.replace("_", "-"), "1.5"], "--" + name.replace("_", "-")) for name in (
         "fim_rate", "min_lr_ratio", "decay_fraction", "beta1", "beta2",
