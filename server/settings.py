@@ -90,12 +90,14 @@ class ServerSettings:
         return max(1, min(self.threads, os.cpu_count() or 1))
 
     @classmethod
-    def from_json(cls, data: object) -> tuple[ServerSettings, list[str]]:
+    def from_json(cls, data: object, replace_invalid: bool = True) -> tuple[ServerSettings, list[str]]:
         """Build settings from editor JSON; return them with one warning per rejected entry.
 
         `data` may be None, a flat object or `{"tinyCopilot": {...}}` (a null section means defaults). Keys may be camelCase or
         snake_case. Invalid values and unknown keys are reported and replaced by defaults. Warnings
-        name the key as the editor sent it and show values as JSON, as the user wrote them.
+        name the key as the editor sent it and show values as JSON, as the user wrote them. With
+        `replace_invalid` False the warnings leave out what replaced the entry, for callers that
+        reject the settings instead of running with the defaults.
         """
         warnings: list[str] = []
         if data is None:
@@ -109,7 +111,7 @@ class ServerSettings:
         if not isinstance(data, dict):
             warnings.append(
                 f'{section or "the settings"} must be a JSON object such as {{"maxNewTokens": 32}}, '
-                f"got {_json_type(data)} {_json_text(data)}; using the defaults"
+                f"got {_json_type(data)} {_json_text(data)}" + ("; using the defaults" if replace_invalid else "")
             )
             return cls(), warnings
 
@@ -117,16 +119,14 @@ class ServerSettings:
         for key, raw_value in data.items():
             name = _field_name(str(key))
             if name is None:
-                warnings.append(_unknown_key_warning(str(key), section))
+                warnings.append(_unknown_key_warning(str(key), section, replace_invalid))
                 continue
             value = _coerce(name, raw_value)
             expected = _invalid_reason(name, value)
             if expected is not None:
                 default = _json_text(_defaults()[name])
-                warnings.append(
-                    f"invalid setting {_qualified(section, str(key))}: {_json_text(raw_value)}; "
-                    f"expected {expected}, so the default {default} is used"
-                )
+                warning = f"invalid setting {_qualified(section, str(key))}: {_json_text(raw_value)}; expected {expected}"
+                warnings.append(warning + (f", so the default {default} is used" if replace_invalid else ""))
                 continue
             values[name] = value
         return cls(**values), warnings
@@ -254,12 +254,12 @@ def _qualified(section: str, key: str) -> str:
     return f"{section}.{key}" if section else key
 
 
-def _unknown_key_warning(key: str, section: str) -> str:
+def _unknown_key_warning(key: str, section: str, ignored: bool) -> str:
     known = _camel_names()
     close = difflib.get_close_matches(key, known, n=1)
     hint = f"did you mean {_qualified(section, close[0])}? " if close else ""
     quoted_key = json.dumps(_qualified(section, key), ensure_ascii=False)
-    return f"unknown setting {quoted_key} ignored; {hint}known settings: {', '.join(known)}"
+    return f"unknown setting {quoted_key}{' ignored' if ignored else ''}; {hint}known settings: {', '.join(known)}"
 
 
 def _camel(name: str) -> str:

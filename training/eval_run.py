@@ -82,9 +82,11 @@ class EvalConfig:
             raise ValueError(f"EvalConfig.humaneval_limit must be >= 1 or None, got {self.humaneval_limit}")
         from tiny_copilot.server.settings import ServerSettings
 
-        _, problems = ServerSettings.from_json(self.settings)
+        # An evaluation with settings other than those requested would report the wrong figures, so
+        # invalid entries stop it rather than fall back to defaults as the server does.
+        _, problems = ServerSettings.from_json(self.settings, replace_invalid=False)
         if problems:
-            raise ValueError(f"EvalConfig.settings is invalid: {'; '.join(problems)}")
+            raise ValueError(f"invalid --settings: {'; '.join(problems)}; correct or remove these entries")
 
 
 def find_manifest(checkpoint: Path, meta: dict[str, Any], explicit: Path | None) -> dict[str, Any]:

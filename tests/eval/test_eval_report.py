@@ -194,3 +194,13 @@ def test_config_summary_with_paths_is_json(tmp_path):
 
     assert summary["ablations"] == str(tmp_path / "ablations.json")
     assert summary["checkpoint"] == str(tmp_path / "ckpt")
+
+
+def test_invalid_settings_stop_the_evaluation(tmp_path):
+    with pytest.raises(ValueError) as error:
+        EvalConfig(checkpoint=tmp_path / "ckpt", out_dir=tmp_path / "out", settings={"maxNewTokens": -1})
+
+    message = str(error.value)
+    assert message.startswith("invalid --settings: invalid setting maxNewTokens: -1; expected an integer from 1 to 512")
+    # The evaluation stops, so the server's fallback to a default must not be promised.
+    assert "default" not in message
