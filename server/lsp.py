@@ -9,6 +9,7 @@ document and the text around a position, so tests can compare it with the client
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import os
 from dataclasses import dataclass
@@ -23,7 +24,7 @@ from pygls.lsp.server import LanguageServer
 from . import positions
 from .documents import DocumentStore
 from .inference import InferenceWorker, JobCancelled
-from .loading import ModelLoadError, ModelSlot, load_model
+from .loading import LoadedModel, ModelLoadError, ModelSlot, load_model
 from .protocol import UNDECODABLE_BODY_ERRORS, TinyCopilotProtocol, quiet_undecodable_body_tracebacks
 from .settings import SETTINGS_SECTION, ServerSettings
 from .suggestions import Suggester, cursor_context
@@ -102,27 +103,42 @@ class TinyCopilotServer(LanguageServer):
             self.start_task(self._update_model_settings(settings))
 
     async def load_model(self) -> None:
-        """Load the model on the inference thread, reporting progress; failures become a message."""
+        """Load the model on the inference thread, reporting progress; failures become a message.
+
+        When the checkpoint chosen by the `checkpoint` setting cannot be loaded, the server keeps the
+        model it was serving, or else loads the shipped one, and reports the failure. A typo in a
+        setting should not leave the editor without suggestions. A --checkpoint given on the command line has no
+        fallback.
+        """
         self.slot.generation += 1
         generation = self.slot.generation
+        previous = self.slot.model
         self.slot.loading, self.slot.model = True, None
         token = await self._create_progress(generation)
         if token is not None:
             self.work_done_progress.begin(token, types.WorkDoneProgressBegin(title="tiny-copilot", message="loading the model"))
+        settings = self.settings
         try:
-            settings = self.settings
             model = await self.worker.run(partial(load_model, self.options.checkpoint, settings))
+            self.slot.error = None
         except JobCancelled:
             log.info("model loading cancelled: the server is shutting down")
             return
-        except ModelLoadError as exc:
-            log.error("cannot load the model: %s", exc)
-            self.show(types.MessageType.Error, f"cannot load the model: {exc}")
-            model, self.slot.error = None, str(exc)
         except Exception as exc:  # noqa: BLE001 - the server stays up to serve a later, working checkpoint
-            log.exception("loading the model failed")
-            self.show(types.MessageType.Error, f"loading the model failed: {exc!r}; see the server log")
-            model, self.slot.error = None, repr(exc)
+            if isinstance(exc, ModelLoadError):
+                log.error("cannot load the model: %s", exc)
+                problem = f"cannot load the model: {exc}"
+            else:
+                log.exception("loading the model failed")
+                problem = f"loading the model failed: {exc!r}; see the server log"
+            self.slot.error = problem
+            model = await self._fallback_model(previous, settings)
+            if model is None:
+                self.show(types.MessageType.Error, problem)
+            elif model is previous:
+                self.show(types.MessageType.Error, f"{problem}. Still serving {model.path}.")
+            else:
+                self.show(types.MessageType.Error, f"{problem}. Serving the shipped model until the setting names a folder that loads.")
         if generation == self.slot.generation:
             self.slot.model, self.slot.loading = model, False
             if model is not None and self.settings != settings:
@@ -131,6 +147,21 @@ class TinyCopilotServer(LanguageServer):
         if token is not None:
             done = "model ready" if model is not None else "model not loaded"
             self.work_done_progress.end(token, types.WorkDoneProgressEnd(message=done))
+
+    async def _fallback_model(self, previous: LoadedModel | None, settings: ServerSettings) -> LoadedModel | None:
+        """Return the model to serve after the `checkpoint` setting's folder failed to load, or None."""
+        if self.options.checkpoint is not None or settings.checkpoint is None:
+            return None  # the failed folder came from --checkpoint, or was the shipped model itself
+        if previous is not None:
+            return previous
+        shipped = dataclasses.replace(settings, checkpoint=None)
+        try:
+            return await self.worker.run(partial(load_model, None, shipped))
+        except JobCancelled:
+            return None
+        except Exception:  # noqa: BLE001 - the first failure is what the user is told about
+            log.exception("loading the shipped model failed too, so no model is served")
+            return None
 
     async def _create_progress(self, generation: int) -> str | None:
         window = self.client_capabilities.window
@@ -285,6 +316,7 @@ def _register_debug_command(server: TinyCopilotServer) -> None:
             "suffix": context.text_lf[context.offset_lf :],
             "position": {"line": context.position.line, "character": context.position.character},
             "modelReady": ls.slot.model is not None,
+            "modelPath": str(ls.slot.model.path) if ls.slot.model is not None else None,
             "jobsRun": stats.jobs_run,
             "jobsSkipped": stats.jobs_skipped,
             "maxConcurrentJobs": stats.max_concurrent,

@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 from lsp_wire import WireClient
 
+from tiny_copilot.model.checkpoint import shipped_checkpoint_path
 from tiny_copilot.server.lsp import DEBUG_DOCUMENT_COMMAND, PARENT_POLL_S
 
 INVALID_REQUEST = -32600
@@ -161,6 +162,19 @@ def test_invalid_settings_are_reported_and_defaulted(untrained_checkpoint: Path)
     wire.close()
 
 
+def served_model(wire: WireClient) -> str | None:
+    """Return the folder of the model the server serves now (the probe document of wait_model_ready must be open)."""
+    state = wire.call("workspace/executeCommand", {"command": DEBUG_DOCUMENT_COMMAND, "arguments": ["untitled:probe", 0, 0]})
+    return state["result"]["modelPath"]
+
+
+def wait_served_model(wire: WireClient, path: Path, timeout_s: float = 60.0) -> None:
+    deadline = time.monotonic() + timeout_s
+    while served_model(wire) != str(path):
+        assert time.monotonic() < deadline, f"the server serves {served_model(wire)}, not {path}, after {timeout_s} s"
+        time.sleep(0.05)
+
+
 def test_checkpoint_setting_change_reloads_model(untrained_checkpoint: Path, tmp_path: Path) -> None:
     wire = WireClient(["--stdio", "-vv"])
     wire.initialize(PROGRESS_CAPABILITIES, {"checkpoint": str(tmp_path / "missing")})
@@ -168,8 +182,34 @@ def test_checkpoint_setting_change_reloads_model(untrained_checkpoint: Path, tmp
 
     wire.notify("workspace/didChangeConfiguration", {"settings": {"tinyCopilot": {"checkpoint": str(untrained_checkpoint)}}})
     assert wait_model_ready(wire)
+    wait_served_model(wire, untrained_checkpoint)
     ends = [m for m in wire.notifications if m["method"] == "$/progress" and m["params"]["value"]["kind"] == "end"]
     assert [m["params"]["value"]["message"] for m in ends][-1] == "model ready"
+    wire.close()
+
+
+def test_unloadable_checkpoint_setting_falls_back_to_shipped(tmp_path: Path) -> None:
+    wire = WireClient(["--stdio", "-vv"])
+    wire.initialize(PROGRESS_CAPABILITIES, {"checkpoint": str(tmp_path / "missing")})
+
+    message = wait_for_notification(wire, "window/showMessage", lambda params: "missing" in params["message"])
+    assert message["type"] == 1  # Error
+    assert "Serving the shipped model until the setting names a folder that loads" in message["message"]
+    assert wait_model_ready(wire)
+    assert served_model(wire) == str(shipped_checkpoint_path())
+    wire.close()
+
+
+def test_failed_reload_keeps_the_previous_model(untrained_checkpoint: Path, tmp_path: Path) -> None:
+    wire = WireClient(["--stdio", "-vv"])
+    wire.initialize(PROGRESS_CAPABILITIES, {"checkpoint": str(untrained_checkpoint)})
+    assert wait_model_ready(wire)
+
+    wire.notify("workspace/didChangeConfiguration", {"settings": {"tinyCopilot": {"checkpoint": str(tmp_path / "typo")}}})
+    message = wait_for_notification(wire, "window/showMessage", lambda params: "typo" in params["message"])
+    assert f"Still serving {untrained_checkpoint}" in message["message"]
+    assert wait_model_ready(wire)
+    assert served_model(wire) == str(untrained_checkpoint)
     wire.close()
 
 
