@@ -91,13 +91,15 @@ def test_list_runs_reports_each_run_and_problems(tmp_path: Path, small_tokenizer
     state = TrainingState(step=7, elapsed_s=0.0, tokens_seen=0, training_config=TrainConfig().to_dict())
     meta = {"step": 7, "preset": "tiny*", "parameters": model.num_parameters(), "val": {"bpb": 2.5}, "saved_at": "2026-01-02 03:04:05"}
     save_run_checkpoint(tmp_path / "good", model, small_tokenizer, meta, optimizer, state)
-    (tmp_path / "empty").mkdir()
+    (tmp_path / "started" / "data").mkdir(parents=True)
     (tmp_path / "broken" / "checkpoint").mkdir(parents=True)
+    (tmp_path / "not-a-run").mkdir()
 
     summaries, problems = list_runs(tmp_path)
 
     assert [(s.name, s.preset, s.step, s.val_bpb) for s in summaries] == [("good", "tiny*", 7, 2.5)]
     assert summaries[0].parameters == model.num_parameters()
     assert len(problems) == 2
-    assert any("empty: no checkpoint yet" in p for p in problems)
+    assert any("started: no checkpoint yet" in p for p in problems)
+    assert not any("not-a-run" in p for p in problems)
     assert any("broken" in p and "config.json" in p for p in problems)
