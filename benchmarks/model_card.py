@@ -72,18 +72,37 @@ SOURCES: dict[str, tuple[str, str]] = {
 }
 
 
-def source_rows(manifest: dict[str, Any]) -> list[str]:
+def earlier_folders(config: dict[str, Any], manifest: dict[str, Any]) -> dict[str, dict[int, int]]:
+    """Return the folders that only earlier training steps used: folder -> {step number: training files}.
+
+    A fine-tune records the folders of the checkpoint it started from (`corpus_folders`). Stages saved
+    before that record existed add nothing here, so their commands in the card are the only trace.
+    """
+    last = {"/".join(Path(entry["path"]).parts[:2]) for entry in manifest["files"]}
+    found: dict[str, dict[int, int]] = defaultdict(dict)
+    for number, stage in enumerate(training_stages(config), start=1):
+        for folder, count in (stage.get("corpus_folders") or {}).items():
+            if folder not in last:
+                found[folder][number] = count
+    return dict(found)
+
+
+def source_rows(manifest: dict[str, Any], earlier: dict[str, dict[int, int]]) -> list[str]:
     totals: dict[str, dict[str, int]] = defaultdict(lambda: {"train": 0, "val": 0})
     for entry in manifest["files"]:
         folder = "/".join(Path(entry["path"]).parts[:2])
         totals[folder][entry["split"]] += 1
-    unknown = sorted(set(totals) - set(SOURCES))
+    unknown = sorted((set(totals) | set(earlier)) - set(SOURCES))
     if unknown:
         raise SystemExit(f"model_card.py: corpus folders {unknown} have no source and licence in SOURCES; add them")
     rows = ["| folder | source | licence | train files | validation files |", "|---|---|---|---:|---:|"]
-    for folder in sorted(totals):
+    for folder in sorted(set(totals) | set(earlier)):
         source, licence = SOURCES[folder]
-        rows.append(f"| `{folder}` | {source} | {licence} | {totals[folder]['train']:,} | {totals[folder]['val']:,} |")
+        if folder in totals:
+            rows.append(f"| `{folder}` | {source} | {licence} | {totals[folder]['train']:,} | {totals[folder]['val']:,} |")
+            continue
+        steps = ", ".join(f"{count:,} in step {number}" for number, count in sorted(earlier[folder].items()))
+        rows.append(f"| `{folder}` | {source} | {licence} | {steps} (not in the last corpus) | |")
     rows += ["", "| language | train MB | validation MB |", "|---|---:|---:|"]
     for language, splits in sorted(manifest["languages"].items()):
         rows.append(f"| {language} | {splits['train']['bytes'] / 1e6:.2f} | {splits['val']['bytes'] / 1e6:.2f} |")
@@ -143,8 +162,11 @@ def training_rows(config: dict[str, Any]) -> list[str]:
             "",
             f"- {stage['step']:,} optimizer steps, {stage['tokens_seen'] / 1e6:.1f}M tokens seen, "
             f"{stage['elapsed_s'] / 60:.0f} minutes of wall time.",
-            "",
         ]
+        folders = stage.get("corpus_folders")
+        if folders:
+            rows.append(f"- Corpus: {sum(folders.values()):,} training files in {len(folders)} folders (listed below).")
+        rows.append("")
     tokens = sum(stage["tokens_seen"] for stage in stages)
     minutes = sum(stage["elapsed_s"] for stage in stages) / 60
     rows.append(
@@ -196,7 +218,7 @@ def render() -> str:
         + ", ".join(f"{count} {reason}" for reason, count in sorted(config["corpus"]["skipped"].items()))
         + ". Every file's sha256 and split are in `corpus_manifest.json`.",
         "",
-        *source_rows(manifest),
+        *source_rows(manifest, earlier_folders(config, manifest)),
         "",
         "`scripts/build-shipped-corpus.sh DIR` rebuilds this corpus from the Debian and PyPI packages above. "
         "The first training step used the same folders without `cpp/abseil`, `cpp/googletest` and "

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import json
 import logging
 import os
 import platform
@@ -31,6 +32,7 @@ from tiny_copilot.model.transformer import GPT
 
 from . import distributed
 from .batches import BatchConfig, BatchSampler, ValidationBatches
+from .data import MANIFEST_FILE
 from .data import TOKENIZER_FILE as DATA_TOKENIZER_FILE
 from .data import PreparedData, TokenFile, prepare_data
 from .loop import LoopContext, progress_of, run_loop
@@ -299,7 +301,28 @@ def _lineage(start_checkpoint: Checkpoint | None, resume: bool) -> dict[str, Any
     if resume:
         return meta.get("parent")
     keys = ("command", "step", "tokens_seen", "elapsed_s", "parent")
-    return {key: meta.get(key) for key in keys}
+    lineage = {key: meta.get(key) for key in keys}
+    lineage["corpus_folders"] = corpus_folders(start_checkpoint.path / MANIFEST_FILE)
+    return lineage
+
+
+def corpus_folders(manifest_path: Path) -> dict[str, int] | None:
+    """Count the training files of a corpus manifest per folder (the first two parts of each path).
+
+    A fine-tune's run folder keeps only its own manifest, so each earlier stage's folders are recorded
+    here, and the model card can name the source and licence of everything the model learned from.
+    None when the checkpoint has no manifest beside it.
+    """
+    try:
+        manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    counts: dict[str, int] = {}
+    for entry in manifest.get("files", []):
+        if entry.get("split") == "train":
+            folder = "/".join(Path(entry["path"]).parts[:2])
+            counts[folder] = counts.get(folder, 0) + 1
+    return dict(sorted(counts.items()))
 
 
 def _meta_base(

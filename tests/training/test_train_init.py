@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import json
 from pathlib import Path
 
 import pytest
@@ -32,6 +33,18 @@ def test_init_fine_tunes_keeping_tokenizer(trained_checkpoint: Path, tmp_path: P
     base_embed, tuned_embed = base.model.embed.weight, tuned.model.embed.weight
     assert not torch.equal(base_embed, tuned_embed)
     assert (base_embed - tuned_embed).abs().max() < 0.1
+
+
+def test_init_records_the_base_corpus_folders(trained_checkpoint: Path, tmp_path: Path) -> None:
+    run_dir = tmp_path / "tuned"
+    run_train(*FINE_TUNE_ARGS, "--max-steps", "1", "--init", str(trained_checkpoint), "--out", str(run_dir))
+
+    base = json.loads((trained_checkpoint / "corpus_manifest.json").read_text())
+    base_train_files = [entry for entry in base["files"] if entry["split"] == "train"]
+    parent = load_checkpoint(run_dir / "checkpoint").meta["parent"]
+    # The model card names every folder any training step read, so the base's folders travel with the fine-tune.
+    assert sum(parent["corpus_folders"].values()) == len(base_train_files)
+    assert set(parent["corpus_folders"]) == {"/".join(Path(entry["path"]).parts[:2]) for entry in base_train_files}
 
 
 def test_init_may_train_a_longer_context(trained_checkpoint: Path, tmp_path: Path) -> None:
