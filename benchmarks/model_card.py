@@ -220,9 +220,12 @@ def render() -> str:
         "",
         *source_rows(manifest, earlier_folders(config, manifest)),
         "",
-        "`scripts/build-shipped-corpus.sh DIR` rebuilds this corpus from the Debian and PyPI packages above. "
-        "The first training step used the same folders without `cpp/abseil`, `cpp/googletest` and "
-        "`python/algorithms`.",
+        "`scripts/build-large-corpus.sh DIR` rebuilds the last corpus from the Debian and PyPI packages above; "
+        "the last step's command leaves out `python/sympy` and `cpp/boost-more` with `--exclude`. Steps 1 and 2 "
+        "trained on the smaller corpus of `scripts/build-shipped-corpus.sh` (step 1 without `cpp/abseil`, "
+        "`cpp/googletest` and `python/algorithms`), and step 3 on the large corpus without `python/sympy`. "
+        "Step 4 left out `cpp/boost-more` because after step 3 the model completed `#include <` with a Boost "
+        "header rather than a standard one.",
         "",
         "## Evaluation",
         "",
@@ -234,10 +237,10 @@ def render() -> str:
         "",
         "## Limits",
         "",
-        "- Trained for two and a half hours on a 2-core CPU: it completes common idioms (`self.items.append(item)`, "
-        "`if __name__ == '__main__':`, `++i)`, a standard header after `#include <`), but it loops on `len(` "
-        "after `for i in range(`, seldom reuses names from the open file and often proposes plausible but wrong "
-        "code. Review every suggestion.",
+        f"- Trained for {sum(stage['elapsed_s'] for stage in training_stages(config)) / 3600:.1f} hours on a 2-core CPU: "
+        "it completes common idioms (`self.items.append(item)`, `if __name__ == '__main__':`, `++i)`, a standard "
+        "header after `#include <`), but it suggests nothing in the empty body of `def dfs(graph, start):`, "
+        "seldom reuses names from the open file and often proposes plausible but wrong code. Review every suggestion.",
         "- The validation split holds other files of the same libraries, and some libraries (GLM above all) "
         "contain near-copies of one file, so the C++ figures above overstate quality on code from other "
         "projects. `benchmarks/eval/shipped-other-projects/report.md` measures code from outside the corpus: "
