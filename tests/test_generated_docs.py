@@ -18,7 +18,7 @@ def test_generated_document_is_up_to_date(script: str) -> None:
     assert result.returncode == 0, result.stdout + result.stderr
 
 
-def test_model_card_lists_folders_of_earlier_steps_only() -> None:
+def test_card_lists_earlier_step_folders() -> None:
     sys.path.insert(0, str(ROOT / "benchmarks"))
     try:
         import model_card

@@ -455,7 +455,7 @@ def list_runs(runs_dir: Path) -> tuple[list[RunSummary], list[str]]:
     for run_dir in sorted(p for p in runs_dir.iterdir() if p.is_dir()):
         checkpoint_dir = resolve_checkpoint_dir(run_dir)
         if not checkpoint_dir.is_dir():
-            # Without any entry a run writes, the folder is not a run, and --runs-dir may name any folder.
+            # --runs-dir may name any folder, so one with none of the entries a run writes is not a run.
             if any((run_dir / name).exists() for name in RUN_FILES):
                 problems.append(f"{run_dir}: no checkpoint yet (the run stopped before its first save)")
             continue

@@ -188,7 +188,7 @@ def test_checkpoint_setting_change_reloads_model(untrained_checkpoint: Path, tmp
     wire.close()
 
 
-def test_unloadable_checkpoint_setting_falls_back_to_shipped(tmp_path: Path) -> None:
+def test_bad_checkpoint_setting_serves_shipped(tmp_path: Path) -> None:
     wire = WireClient(["--stdio", "-vv"])
     wire.initialize(PROGRESS_CAPABILITIES, {"checkpoint": str(tmp_path / "missing")})
 
@@ -200,7 +200,7 @@ def test_unloadable_checkpoint_setting_falls_back_to_shipped(tmp_path: Path) -> 
     wire.close()
 
 
-def test_failed_reload_keeps_the_previous_model(untrained_checkpoint: Path, tmp_path: Path) -> None:
+def test_failed_reload_keeps_previous_model(untrained_checkpoint: Path, tmp_path: Path) -> None:
     wire = WireClient(["--stdio", "-vv"])
     wire.initialize(PROGRESS_CAPABILITIES, {"checkpoint": str(untrained_checkpoint)})
     assert wait_model_ready(wire)

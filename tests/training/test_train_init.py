@@ -35,7 +35,7 @@ def test_init_fine_tunes_keeping_tokenizer(trained_checkpoint: Path, tmp_path: P
     assert (base_embed - tuned_embed).abs().max() < 0.1
 
 
-def test_init_records_the_base_corpus_folders(trained_checkpoint: Path, tmp_path: Path) -> None:
+def test_init_records_base_corpus_folders(trained_checkpoint: Path, tmp_path: Path) -> None:
     run_dir = tmp_path / "tuned"
     run_train(*FINE_TUNE_ARGS, "--max-steps", "1", "--init", str(trained_checkpoint), "--out", str(run_dir))
 
