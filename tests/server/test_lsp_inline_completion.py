@@ -42,13 +42,16 @@ def slow_checkpoint(tmp_path_factory: pytest.TempPathFactory, small_tokenizer: C
 
     Every embedding row shares one direction, and the row of "-" is three times as long, so after the
     final norm "-" wins at every position. A run of one character other than a letter or digit is
-    never cut as a repetition loop, so a request takes maxNewTokens decoding steps: long enough for
-    later keystrokes to interrupt it.
+    never cut as a repetition loop, so a request generates maxNewTokens tokens: long enough for later
+    keystrokes to interrupt it.
     """
     torch.manual_seed(0)
     path = tmp_path_factory.mktemp("slow") / "checkpoint"
-    model = GPT(ModelConfig(vocab_size=512, d_model=128, n_layers=8, n_heads=4, max_seq_len=1024))
-    shared_D = torch.randn(128)
+    # Speculative decoding guesses this output six tokens at a time, so the model is large enough that its
+    # 512 tokens take well over 0.2 s even on an idle machine: 128 wide and 8 deep took 0.19 s there,
+    # and 256 wide and 16 deep took 1.1 s.
+    model = GPT(ModelConfig(vocab_size=512, d_model=256, n_layers=12, n_heads=4, max_seq_len=1024))
+    shared_D = torch.randn(256)
     with torch.no_grad():
         model.embed.weight.mul_(0.1).add_(shared_D)
         model.embed.weight[small_tokenizer.inner.token_to_id("-")] = 3 * shared_D
