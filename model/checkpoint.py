@@ -181,11 +181,11 @@ def _check_weight_names_and_shapes(weights_path: Path, expected: dict[str, tuple
 
 
 def _load_weights(model: GPT, weights_path: Path) -> None:
+    """Load checked weights into `model`: load_checkpoint has compared their names and shapes already."""
     try:
         state = load_file(str(weights_path))
     except (SafetensorError, OSError) as exc:
         raise CheckpointError(f"{weights_path} is corrupt or truncated ({exc}); restore it or retrain") from exc
-    _check_weight_names_and_shapes(weights_path, {name: tuple(t.shape) for name, t in model.state_dict().items()})
     for name, tensor in state.items():
         if not torch.isfinite(tensor).all():
             raise CheckpointError(
