@@ -266,6 +266,8 @@ def trim_line_after_overlap(insertion: str, line_before: str, line_after: str) -
     rest = line_after.rstrip()
     if not rest.strip():
         return insertion, 0
+    if insertion == rest:
+        return "", 0  # the whole rest of the line, its own brackets matched: accepting it would double it
 
     # Trim the longest end of the suggestion that equals the start of `rest`: the whole of `rest`, or
     # a run of closing characters; closers trimmed must be ones the suggestion itself leaves unmatched.

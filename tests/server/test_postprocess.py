@@ -158,6 +158,11 @@ def test_finalize_avoids_doubling_line_after(marked: str, generated: str, accept
     assert accept(marked, finalize(generated, context_at(marked), "single", 8)) == accepted
 
 
+def test_finalize_drops_copy_of_balanced_rest_of_line():
+    # The suggestion's ")" closes its own "(", so the closer rule alone kept it and doubled the line.
+    assert finalize("get(key, default)", context_at("return self.data.|get(key, default)"), "single", 8) is None
+
+
 def test_overlap_keeps_word_that_only_ends_like_rest():
     # "x" after the cursor is not a closer: trimming only one matching letter would guess.
     assert trim_line_after_overlap("max", "y = ", "x + 1") == ("max", 0)
