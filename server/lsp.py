@@ -127,7 +127,7 @@ class TinyCopilotServer(LanguageServer):
         except Exception as exc:  # noqa: BLE001 - the server stays up to serve a later, working checkpoint
             if isinstance(exc, ModelLoadError):
                 log.error("cannot load the model: %s", exc)
-                problem = f"cannot load the model: {exc}"
+                problem = f"cannot load the model: {str(exc).rstrip('.')}"  # a ". Still serving" may follow
             else:
                 log.exception("loading the model failed")
                 problem = f"loading the model failed: {exc!r}; see the server log"

@@ -195,6 +195,7 @@ def test_bad_checkpoint_setting_serves_shipped(tmp_path: Path) -> None:
     message = wait_for_notification(wire, "window/showMessage", lambda params: "missing" in params["message"])
     assert message["type"] == 1  # Error
     assert "Serving the shipped model until the setting names a folder that loads" in message["message"]
+    assert ".." not in message["message"]  # the load error's own "." and the fallback's joined as ".."
     assert wait_model_ready(wire)
     assert served_model(wire) == str(shipped_checkpoint_path())
     wire.close()
