@@ -124,3 +124,6 @@ class ModelSlot:
         self.error: str | None = None
         self.generation = 0
         """Counts load requests; a load that finishes after a newer one started is discarded."""
+        self.last_served: LoadedModel | None = None
+        """The model served before the current load began. `model` is None while a load runs, so a second
+        load that starts meanwhile finds here the model to fall back to."""

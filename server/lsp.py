@@ -112,7 +112,8 @@ class TinyCopilotServer(LanguageServer):
         """
         self.slot.generation += 1
         generation = self.slot.generation
-        previous = self.slot.model
+        previous = self.slot.model or self.slot.last_served
+        self.slot.last_served = previous
         self.slot.loading, self.slot.model = True, None
         token = await self._create_progress(generation)
         if token is not None:
@@ -141,6 +142,7 @@ class TinyCopilotServer(LanguageServer):
                 self.show(types.MessageType.Error, f"{problem}. Serving the shipped model until the setting names a folder that loads.")
         if generation == self.slot.generation:
             self.slot.model, self.slot.loading = model, False
+            self.slot.last_served = None
             if model is not None and self.settings != settings:
                 # Settings other than the checkpoint changed while the model was loading.
                 self.start_task(self._update_model_settings(self.settings))

@@ -214,6 +214,21 @@ def test_failed_reload_keeps_previous_model(untrained_checkpoint: Path, tmp_path
     wire.close()
 
 
+def test_two_failed_reloads_keep_previous_model(untrained_checkpoint: Path, tmp_path: Path) -> None:
+    wire = WireClient(["--stdio", "-vv"])
+    wire.initialize(PROGRESS_CAPABILITIES, {"checkpoint": str(untrained_checkpoint)})
+    assert wait_model_ready(wire)
+
+    # The second change arrives while the first load runs, when no model is being served.
+    for name in ("typo-a", "typo-b"):
+        wire.notify("workspace/didChangeConfiguration", {"settings": {"tinyCopilot": {"checkpoint": str(tmp_path / name)}}})
+    message = wait_for_notification(wire, "window/showMessage", lambda params: "typo-b" in params["message"])
+    assert f"Still serving {untrained_checkpoint}" in message["message"]
+    assert wait_model_ready(wire)
+    assert served_model(wire) == str(untrained_checkpoint)
+    wire.close()
+
+
 def test_document_text_is_logged_only_at_debug(untrained_checkpoint: Path, tmp_path: Path) -> None:
     marker = "secret_marker_7f3a"
     for flags, expect_text in ((["-v"], False), (["-vv"], True)):
