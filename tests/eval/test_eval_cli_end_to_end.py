@@ -100,7 +100,7 @@ def test_eval_rejects_a_training_file(run_checkpoint, tmp_path, capsys):
     assert not (tmp_path / "out").exists(), "a rejected evaluation left an empty output folder behind"
 
 
-def test_eval_reports_an_output_path_that_is_a_file(run_checkpoint, tmp_path, capsys):
+def test_eval_rejects_out_that_is_file(run_checkpoint, tmp_path, capsys):
     taken = tmp_path / "taken.txt"
     taken.write_text("not a folder\n", encoding="utf-8")
 

@@ -47,9 +47,8 @@ def slow_checkpoint(tmp_path_factory: pytest.TempPathFactory, small_tokenizer: C
     """
     torch.manual_seed(0)
     path = tmp_path_factory.mktemp("slow") / "checkpoint"
-    # Speculative decoding guesses this output six tokens at a time, so the model is large enough that its
-    # 512 tokens take well over 0.2 s even on an idle machine: 128 wide and 8 deep took 0.19 s there,
-    # and 256 wide and 16 deep took 1.1 s.
+    # Speculative decoding guesses this output six tokens at a time. So the model is large enough that its
+    # 512 tokens take well over 0.2 s on an idle machine, where 128 wide and 8 deep took 0.19 s.
     model = GPT(ModelConfig(vocab_size=512, d_model=256, n_layers=12, n_heads=4, max_seq_len=1024))
     shared_D = torch.randn(256)
     with torch.no_grad():
