@@ -105,9 +105,9 @@ class TinyCopilotServer(LanguageServer):
     async def load_model(self) -> None:
         """Load the model on the inference thread, reporting progress; failures become a message.
 
-        When the checkpoint chosen by the `checkpoint` setting cannot be loaded, the server keeps the
-        model it was serving, or else loads the shipped one, and reports the failure. A typo in a
-        setting should not leave the editor without suggestions. A --checkpoint given on the command line has no
+        When the folder of the `checkpoint` setting cannot be loaded, the server reports the failure
+        and keeps the model it was serving, or else loads the shipped one, so that a typo in a setting
+        does not leave the editor without suggestions. A --checkpoint given on the command line has no
         fallback.
         """
         self.slot.generation += 1
