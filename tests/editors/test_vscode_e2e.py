@@ -1,8 +1,8 @@
 """The packaged extension in real VS Code: code-server 4.100.3 in headless Chromium, driven by
 editor-clients/vscode/test/drive.mjs (playwright-core), with the real tiny-copilot-lsp.
 
-Each test starts its own isolated code-server (about 15-25 s). Screenshots and logs go to
-test-artifacts/vscode/<test name>/. Without code-server, Chromium or Node the tests are
+Each test starts its own isolated code-server (about 15-25 s). Screenshots and logs, the
+server's debug log among them, go to test-artifacts/vscode/<test name>/. Without code-server, Chromium or Node the tests are
 skipped, or fail when CI=true; editor-clients/vscode/scripts/install-test-deps.sh installs them.
 """
 
@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import shlex
 import shutil
 import subprocess
 import sys
@@ -71,8 +72,24 @@ def vsix() -> Path:
     return path
 
 
+def logging_server(tmp_path: Path, log_file: Path) -> Path:
+    """Return a script that runs tiny-copilot-lsp with a debug log in `log_file`.
+
+    The extension passes no logging options, and a failure in CI is hard to explain without
+    the server's side of it.
+    """
+    log_file.parent.mkdir(parents=True, exist_ok=True)
+    script = tmp_path / "tiny-copilot-lsp"
+    command = f"exec {shlex.quote(str(SERVER))} -vv --log-file {shlex.quote(str(log_file))}"
+    script.write_text(f'#!/bin/sh\n{command} "$@"\n', encoding="utf-8")
+    script.chmod(0o755)
+    return script
+
+
 def drive(vsix: Path, checkpoint: Path, tmp_path: Path, name: str, *args: str) -> dict[str, Any]:
     """Run drive.mjs and return its report. The report has an `error` entry when a step failed."""
+    # Leftovers of an earlier run, such as its failure.png, would mislead a reader.
+    shutil.rmtree(ARTIFACTS / name, ignore_errors=True)
     example = tmp_path / "example.py"
     example.write_text(EXAMPLE, encoding="utf-8")
     result = tmp_path / "report.json"
@@ -81,7 +98,7 @@ def drive(vsix: Path, checkpoint: Path, tmp_path: Path, name: str, *args: str) -
         "--vsix", str(vsix),
         "--code-server", str(CODE_SERVER),
         "--chromium", str(CHROMIUM),
-        "--server", str(SERVER),
+        "--server", str(logging_server(tmp_path, ARTIFACTS / name / "server.log")),
         "--checkpoint", str(checkpoint),
         "--file", str(example),
         "--artifacts", str(ARTIFACTS / name),
@@ -100,6 +117,23 @@ def test_tab_accepts_shown_ghost_text(vsix: Path, trained_checkpoint: Path, tmp_
 
     assert report.get("error") is None, report
     assert report["status"] == "tiny-copilot: ready"
+    assert report["before"] == EXAMPLE + typed
+    assert report["ghost"].strip() != ""
+    assert report["after"] == report["before"] + report["ghost"]
+
+
+def test_text_typed_while_loading_gets_ghost_text(vsix: Path, trained_checkpoint: Path, tmp_path: Path) -> None:
+    # Typing starts while the model loads, so VS Code's own requests get no suggestion, and the
+    # driver never asks again: only the extension's request once the model is ready can bring
+    # the ghost text.
+    typed = "def mul"
+    report = drive(
+        vsix, trained_checkpoint, tmp_path, "typed-while-loading",
+        "--type", typed, "--type-at-status", "loading", "--no-retrigger",
+    )  # fmt: skip
+
+    assert report.get("error") is None, report
+    assert report["status"] == "tiny-copilot: loading"
     assert report["before"] == EXAMPLE + typed
     assert report["ghost"].strip() != ""
     assert report["after"] == report["before"] + report["ghost"]

@@ -30,6 +30,8 @@ export class ServerController implements vscode.Disposable {
   private client: LanguageClient | undefined;
   /** True while stop() runs, so that the resulting Stopped state is not reported as a crash. */
   private stopping = false;
+  /** The document of the last inline completion request sent before the model was ready. */
+  private requestedWhileLoading: string | undefined;
 
   constructor(
     private readonly outputChannel: vscode.LogOutputChannel,
@@ -125,7 +127,9 @@ export class ServerController implements vscode.Disposable {
     client.onNotification(ShowMessageNotification.type, (params) => this.showServerMessage(params));
     client.onDidChangeState((event) => {
       if (event.newState === State.Running && this.statusBar.state.kind === 'starting') {
-        this.statusBar.setServerState({ kind: 'ready' });
+        // The server answers initialize at once and then loads the model, reporting it with
+        // $/progress; until that ends, requests get no suggestion, so this is not ready yet.
+        this.statusBar.setServerState({ kind: 'loading', message: 'loading the model' });
       } else if (event.newState === State.Stopped && !this.stopping) {
         this.statusBar.setServerState({
           kind: 'error',
@@ -138,8 +142,15 @@ export class ServerController implements vscode.Disposable {
 
   private createMiddleware(): Middleware {
     return {
-      provideInlineCompletionItems: (document, position, context, token, next) =>
-        isEnabledFor(document.languageId) ? next(document, position, context, token) : null,
+      provideInlineCompletionItems: (document, position, context, token, next) => {
+        if (!isEnabledFor(document.languageId)) {
+          return null;
+        }
+        if (this.statusBar.state.kind !== 'ready') {
+          this.requestedWhileLoading = document.uri.toString();
+        }
+        return next(document, position, context, token);
+      },
       provideCompletionItem: (document, position, context, token, next) =>
         isEnabledFor(document.languageId) ? next(document, position, context, token) : null,
       handleWorkDoneProgress: (token, params, next) => {
@@ -147,6 +158,7 @@ export class ServerController implements vscode.Disposable {
           // A failed load reports its error with window/showMessage before this end, so keep it.
           if (this.statusBar.state.kind === 'loading') {
             this.statusBar.setServerState({ kind: 'ready' });
+            this.requestAgainOnceReady();
           }
         } else if (params.kind === 'begin') {
           this.statusBar.setServerState({
@@ -183,6 +195,18 @@ export class ServerController implements vscode.Disposable {
       default:
         this.outputChannel.info(params.message);
         void vscode.window.showInformationMessage(params.message);
+    }
+  }
+
+  /**
+   * VS Code asks for ghost text only when the user types, so text typed while the model loaded
+   * would show nothing until the next keystroke. Ask again in the editor where that happened.
+   */
+  private requestAgainOnceReady(): void {
+    const requested = this.requestedWhileLoading;
+    this.requestedWhileLoading = undefined;
+    if (requested !== undefined && vscode.window.activeTextEditor?.document.uri.toString() === requested) {
+      void vscode.commands.executeCommand('editor.action.inlineSuggest.trigger');
     }
   }
 

@@ -49,7 +49,7 @@ const CHROMIUM_ARGS = [
 const VIEWPORT = { width: 1280, height: 800 };
 const TYPE_DELAY_MS = 40;
 const SAVE_TIMEOUT_MS = 10_000;
-// Ask for the ghost text again (Alt+\\) after this long without any.
+// Ask for the ghost text again (Trigger Inline Suggestion) after this long without any.
 const GHOST_RETRIGGER_MS = 5_000;
 const GHOST_RETRIGGER_AFTER_SAVE_MS = 1_000;
 
@@ -71,6 +71,10 @@ const HELP = `Usage: node drive.mjs --file FILE --type TEXT [options]
   --command TITLE     run this Command Palette command after opening the file, repeatable
   --stop-at-status RE stop once the status bar item matches the regular expression RE,
                       without typing (checks the error and disabled states)
+  --type-at-status RE start typing once the status bar item matches RE (default: ready);
+                      'loading' types while the model still loads
+  --no-retrigger      never run Trigger Inline Suggestion before the first ghost text, so
+                      only the extension's own requests can bring it
   --keep              keep the temporary profile folder and print its path`;
 
 function parseOptions(argv) {
@@ -93,6 +97,8 @@ function parseOptions(argv) {
       setting: { type: 'string', multiple: true, default: [] },
       'timeout-s': { type: 'string', default: '60' },
       'stop-at-status': { type: 'string' },
+      'type-at-status': { type: 'string', default: 'ready' },
+      'no-retrigger': { type: 'boolean', default: false },
       command: { type: 'string', multiple: true, default: [] },
       keep: { type: 'boolean', default: false },
       help: { type: 'boolean', default: false },
@@ -113,7 +119,13 @@ function parseOptions(argv) {
     throw new Error(`--timeout-s must be a positive number of seconds, got ${JSON.stringify(values['timeout-s'])}`);
   }
   const stopAtStatus = values['stop-at-status'] === undefined ? undefined : new RegExp(values['stop-at-status']);
-  return { ...values, timeoutMs: timeoutS * 1000, extraSettings: parseSettings(values.setting), stopAtStatus };
+  return {
+    ...values,
+    timeoutMs: timeoutS * 1000,
+    extraSettings: parseSettings(values.setting),
+    stopAtStatus,
+    typeAtStatus: new RegExp(values['type-at-status']),
+  };
 }
 
 function parseSettings(pairs) {
@@ -140,9 +152,13 @@ async function requireFile(file, what, hint) {
   }
 }
 
-/** Wait until `file` on disk differs from `previous`, and return its text. */
-async function waitForSave(file, previous) {
+/**
+ * Wait until the active tab is saved and `file` on disk differs from `previous`, and return its
+ * text. Polling the file alone is not enough: read while VS Code writes it, it can be empty.
+ */
+async function waitForSave(page, file, previous) {
   const deadline = Date.now() + SAVE_TIMEOUT_MS;
+  await page.locator('.tab.active:not(.dirty)').waitFor({ timeout: SAVE_TIMEOUT_MS });
   while (Date.now() < deadline) {
     const text = await fs.readFile(file, 'utf8');
     if (text !== previous) {
@@ -204,12 +220,12 @@ async function main() {
     mark('workbench_shown');
     await page.screenshot({ path: path.join(options.artifacts, '01-workbench.png') });
 
-    // 3. Open the file and wait until the model is loaded (or for the requested status).
+    // 3. Open the file and wait for the status that typing (or stopping) waits for.
     await openFile(page, fileName, options.timeoutMs);
     for (const title of options.command) {
       await runCommand(page, title, options.timeoutMs);
     }
-    report.status = await waitForStatus(page, options.stopAtStatus ?? /ready/, options.timeoutMs);
+    report.status = await waitForStatus(page, options.stopAtStatus ?? options.typeAtStatus, options.timeoutMs);
     mark('status_shown');
     if (options.stopAtStatus !== undefined) {
       await page.screenshot({ path: path.join(options.artifacts, '02-status.png') });
@@ -247,9 +263,9 @@ async function main() {
 async function typeAndAccept(page, options, workspaceFile, report, mark) {
   await page.keyboard.press('Control+End');
   await page.keyboard.type(options.type, { delay: TYPE_DELAY_MS });
-  await waitForGhostText(page, options.timeoutMs, GHOST_RETRIGGER_MS);
+  await waitForGhostText(page, options.timeoutMs, options['no-retrigger'] ? null : GHOST_RETRIGGER_MS);
   await page.keyboard.press('Control+S');
-  report.before = await waitForSave(workspaceFile, await fs.readFile(options.file, 'utf8'));
+  report.before = await waitForSave(page, workspaceFile, await fs.readFile(options.file, 'utf8'));
 
   // Saving can hide the ghost text; waitForGhostText triggers it again when it does.
   report.ghost = await waitForGhostText(page, options.timeoutMs, GHOST_RETRIGGER_AFTER_SAVE_MS);
@@ -263,7 +279,7 @@ async function typeAndAccept(page, options, workspaceFile, report, mark) {
 
   await page.keyboard.press('Tab');
   await page.keyboard.press('Control+S');
-  report.after = await waitForSave(workspaceFile, report.before);
+  report.after = await waitForSave(page, workspaceFile, report.before);
   mark('accepted_and_saved');
   await page.screenshot({ path: path.join(options.artifacts, '03-accepted.png') });
 }

@@ -96,19 +96,20 @@ export async function describeGhostDom(page) {
 
 /**
  * Wait for ghost text and return it. VS Code requests inline completions after each edit. When
- * the first response is empty (the model can still be loading), Alt+\ (Trigger Inline
- * Suggestion) requests them again.
+ * none is shown after `retriggerMs` (null: never), the Trigger Inline Suggestion command asks
+ * again. It runs from the Command Palette, because Alt+\ pressed by Playwright did not reach
+ * that command in code-server 4.100.3.
  */
 export async function waitForGhostText(page, timeoutMs, retriggerMs) {
   const deadline = Date.now() + timeoutMs;
-  let nextTrigger = Date.now() + retriggerMs;
+  let nextTrigger = retriggerMs === null ? Infinity : Date.now() + retriggerMs;
   while (Date.now() < deadline) {
     const text = await readGhostText(page);
     if (text !== '') {
       return text;
     }
     if (Date.now() >= nextTrigger) {
-      await page.keyboard.press('Alt+Backslash');
+      await runCommand(page, 'Trigger Inline Suggestion', timeoutMs);
       nextTrigger = Date.now() + retriggerMs;
     }
     await sleep(GHOST_POLL_INTERVAL_MS);
