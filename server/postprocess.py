@@ -4,7 +4,13 @@ Definitions used throughout:
 - `line_before` / `line_after`: the cursor's line before and after the cursor.
 - The cursor is *at a line end* when `line_after` holds only closing brackets, quotes and `;:,`
   (plus whitespace), such as the `)` an editor auto-inserts; otherwise it is *mid-line*.
-- Single-line mode: the suggestion ends at the first newline. Mid-line cursors always get it.
+- Single-line mode: the suggestion ends at the first newline. Mid-line cursors always get it, and
+  there the suggestion is one word: it ends before its first character that is not a letter, digit
+  or `_`. When a word follows the cursor, the suggestion must end with a space after its word, or
+  accepting would glue the two. Small models ignore the text after the cursor and write a whole
+  line that doubles it. On 300 cursors inside identifiers of held-out
+  Python, accepting a whole-line suggestion made the line worse in 86% of cases, one word in 47%;
+  the line came out exactly right in 4.7% and 40.3% (benchmarks/midline_infill.py).
 - Multi-line mode, chosen by the `multiline` setting when the cursor is at a line end:
   "always" at any line end; "auto" only when `line_before` is blank and the previous non-blank line
   ends with a block opener (`:` in Python; `{`, `(` or `[` in every language); "never" not at all.
@@ -161,6 +167,8 @@ def cut_index(insertion: str, context: CursorContext, mode: Mode, max_lines: int
     repeated = repetition_cut(insertion)
     if repeated is not None:
         return repeated
+    if mode == "single" and not context.at_line_end:
+        return _word_end(insertion, context.line_after)
     first_newline = insertion.find("\n")
     if mode == "single":
         return first_newline if first_newline >= 0 else None
@@ -192,6 +200,24 @@ def cut_index(insertion: str, context: CursorContext, mode: Mode, max_lines: int
     return None
 
 
+def _is_word_char(char: str) -> bool:
+    return char.isalnum() or char == "_"
+
+
+def _word_end(insertion: str, line_after: str) -> int | None:
+    """Return where the word that starts `insertion` ends, or None while it may still grow.
+
+    A space right after the word is kept when a word follows the cursor, so `if |x` gets `not `.
+    """
+    for index, char in enumerate(insertion):
+        if _is_word_char(char):
+            continue
+        if char == " " and index > 0 and _is_word_char(line_after[:1]):
+            return index + 1
+        return index
+    return None
+
+
 def _repeats(line: str, previous_line: str) -> bool:
     """Return whether `line` repeats `previous_line`, ignoring indentation; short lines never count."""
     stripped = line.strip()
@@ -213,10 +239,17 @@ def finalize(
         insertion = insertion[:cut]
     elif truncated and mode == "multi" and "\n" in insertion:
         insertion = insertion[: insertion.rfind("\n")]
+    # Mid-line before a word, the suggestion's word must end with a space, or accepting would glue
+    # the two words. The trimming of trailing whitespace below puts that space back.
+    space_before_word = mode == "single" and not context.at_line_end and _is_word_char(context.line_after[:1])
+    if space_before_word and not insertion.endswith(" "):
+        return None
     has_triple_quote = any(quote in insertion for quote in PYTHON_TRIPLE_QUOTES)
     if context.language_id == "python" and has_triple_quote and not context.inside_triple_quotes:
         insertion = cut_unclosed_triple_quote(insertion)
     insertion = apply_indent_style(insertion.rstrip(), context.indent, context.line_before)
+    if space_before_word and insertion:
+        insertion += " "
 
     kept = drop_repeated_lines(insertion, context)
     if kept is None:

@@ -163,6 +163,37 @@ def test_finalize_drops_copy_of_balanced_rest_of_line():
     assert finalize("get(key, default)", context_at("return self.data.|get(key, default)"), "single", 8) is None
 
 
+@pytest.mark.parametrize(
+    ("marked", "generated", "accepted"),
+    [
+        ("call(|, b)", "a, c)", "call(a, b)"),  # a rewrite of the rest of the line is cut after its word
+        ("total = compute_|(data)", "sum(values)", "total = compute_sum(data)"),
+        ("if |x > 0:", "not x > 0:", "if not x > 0:"),  # the space keeps the two words apart
+        ("x = max(|, 1)", "a + b, 1)", "x = max(a, 1)"),
+    ],
+)
+def test_mid_line_suggestion_is_one_word(marked: str, generated: str, accepted: str):
+    assert accept(marked, finalize(generated, context_at(marked), "single", 8)) == accepted
+
+
+@pytest.mark.parametrize(
+    ("marked", "generated"),
+    [
+        ("data = json.lo|ad(f)", "ad(file)"),  # "ad" would be glued to the "ad" after the cursor
+        ("if |x > 0:", "not"),
+        ("value = |  # default", "[1, 2]"),  # no word at the start
+    ],
+)
+def test_mid_line_suggestion_that_cannot_fit_is_dropped(marked: str, generated: str):
+    assert finalize(generated, context_at(marked), "single", 8) is None
+
+
+def test_mid_line_generation_stops_after_the_word():
+    # The engine calls cut_index as a stop rule, so a mid-line suggestion costs a word's tokens, not a line's.
+    assert cut_index("compute(", context_at("x = |(data)"), "single", 8) == len("compute")
+    assert cut_index("compute", context_at("x = |(data)"), "single", 8) is None
+
+
 def test_overlap_keeps_word_that_only_ends_like_rest():
     # "x" after the cursor is not a closer: trimming only one matching letter would guess.
     assert trim_line_after_overlap("max", "y = ", "x + 1") == ("max", 0)
