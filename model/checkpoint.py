@@ -21,7 +21,7 @@ from safetensors.torch import load_file, save_file
 
 from .config import ModelConfig
 from .tokenizer import CodeTokenizer
-from .transformer import GPT
+from .transformer import GPT, parameter_shapes
 
 FORMAT_NAME = "tiny-copilot-checkpoint"
 FORMAT_VERSION = 1
@@ -121,9 +121,7 @@ def load_checkpoint(path: Path, device: str | torch.device = "cpu", dtype: torch
 
     # Compare shapes with the file's header before allocating: a damaged config.json could otherwise
     # ask for a model of hundreds of gigabytes and end the process with an out-of-memory error.
-    with torch.device("meta"):
-        expected = {name: tuple(t.shape) for name, t in GPT(config).state_dict().items()}
-    _check_weight_names_and_shapes(path / WEIGHTS_FILE, expected)
+    _check_weight_names_and_shapes(path / WEIGHTS_FILE, parameter_shapes(config))
     model = GPT(config)
     _load_weights(model, path / WEIGHTS_FILE)
     model.to(device=device, dtype=dtype).eval()

@@ -28,6 +28,32 @@ def rotary_tables(head_dim: int, max_seq_len: int, theta: float) -> tuple[torch.
     return angles.cos(), angles.sin()
 
 
+def parameter_shapes(config: ModelConfig) -> dict[str, tuple[int, ...]]:
+    """Return the name and shape of every tensor in `GPT(config).state_dict()`, allocating nothing.
+
+    Building the model on the meta device would give the same, but the first tensor operation on
+    that device imports PyTorch's meta kernels: 822 modules, 0.7-1.1 s and 76 MB of memory for the
+    language server, which checks a checkpoint's shapes before it loads the weights.
+    """
+    d_model, hidden = config.d_model, config.mlp_ratio * config.d_model
+    shapes: dict[str, tuple[int, ...]] = {"embed.weight": (config.vocab_size, d_model)}
+    for layer in range(config.n_layers):
+        prefix = f"blocks.{layer}."
+        shapes[prefix + "attn_norm.weight"] = (d_model,)
+        shapes[prefix + "attn.qkv.weight"] = (3 * d_model, d_model)
+        shapes[prefix + "attn.proj.weight"] = (d_model, d_model)
+        shapes[prefix + "mlp_norm.weight"] = (d_model,)
+        shapes[prefix + "mlp.fc.weight"] = (hidden, d_model)
+        shapes[prefix + "mlp.proj.weight"] = (d_model, hidden)
+    shapes["final_norm.weight"] = (d_model,)
+    return shapes
+
+
+def count_parameters(config: ModelConfig) -> int:
+    """Return the parameter count of `GPT(config)`; the tied output head adds none."""
+    return sum(math.prod(shape) for shape in parameter_shapes(config).values())
+
+
 def apply_rotary(x_BHTK: torch.Tensor, cos_TK: torch.Tensor, sin_TK: torch.Tensor) -> torch.Tensor:
     half = x_BHTK.shape[-1] // 2
     x1, x2 = x_BHTK[..., :half], x_BHTK[..., half:]

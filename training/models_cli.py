@@ -81,19 +81,15 @@ def _preset_footnotes(summaries: list) -> list[str]:
 
 
 def _print_presets(as_json: bool) -> int:
-    import torch
-
     from tiny_copilot.model.config import DEFAULT_PRESET, PRESETS, preset_config
-    from tiny_copilot.model.transformer import GPT
+    from tiny_copilot.model.transformer import count_parameters
 
     from .train_config import DEFAULT_SEQ_LEN
 
     rows = []
     for name in PRESETS:
         config = preset_config(name, max_seq_len=DEFAULT_SEQ_LEN)
-        # The meta device allocates no memory, so counting the largest preset costs nothing.
-        with torch.device("meta"):
-            parameters = GPT(config).num_parameters()
+        parameters = count_parameters(config)
         rows.append({"preset": name, "default": name == DEFAULT_PRESET, "parameters": parameters, **config.to_dict()})
     if as_json:
         print(json.dumps(rows, indent=2))

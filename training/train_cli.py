@@ -200,10 +200,8 @@ def _train(config: TrainConfig, run_dir: Path, resume: bool) -> int:
 
 
 def _dry_run(config: TrainConfig, resumed_checkpoint: Path | None) -> int:
-    import torch
-
     from tiny_copilot.model.checkpoint import CheckpointError, load_checkpoint, shipped_checkpoint_path
-    from tiny_copilot.model.transformer import GPT
+    from tiny_copilot.model.transformer import count_parameters
 
     from .speed import model_flops_per_token
 
@@ -222,10 +220,8 @@ def _dry_run(config: TrainConfig, resumed_checkpoint: Path | None) -> int:
             return 2
         if config.seq_len is not None:
             model_config = dataclasses.replace(model_config, max_seq_len=config.seq_len)
-    with torch.device("meta"):
-        model = GPT(model_config)
-    total = model.num_parameters()
-    embedding = model.embed.weight.numel()
+    total = count_parameters(model_config)
+    embedding = model_config.vocab_size * model_config.d_model
     print(f"{source}: {model_config}")
     print(f"parameters: {total:,} ({embedding:,} in the tied embedding, {total - embedding:,} in the blocks and norms)")
     print(f"tokens per optimizer step and process: {config.batch_size * config.grad_accum * model_config.max_seq_len:,}")
