@@ -122,7 +122,7 @@ def test_tab_accepts_shown_ghost_text(vsix: Path, trained_checkpoint: Path, tmp_
     assert report["after"] == report["before"] + report["ghost"]
 
 
-def test_text_typed_while_loading_gets_ghost_text(vsix: Path, trained_checkpoint: Path, tmp_path: Path) -> None:
+def test_typed_while_loading_shows_ghost(vsix: Path, trained_checkpoint: Path, tmp_path: Path) -> None:
     # Typing starts while the model loads, so VS Code's own requests get no suggestion, and the
     # driver never asks again: only the extension's request once the model is ready can bring
     # the ghost text.

@@ -184,11 +184,11 @@ def test_mid_line_suggestion_is_one_word(marked: str, generated: str, accepted: 
         ("value = |  # default", "[1, 2]"),  # no word at the start
     ],
 )
-def test_mid_line_suggestion_that_cannot_fit_is_dropped(marked: str, generated: str):
+def test_mid_line_unfit_word_dropped(marked: str, generated: str):
     assert finalize(generated, context_at(marked), "single", 8) is None
 
 
-def test_mid_line_generation_stops_after_the_word():
+def test_mid_line_stops_after_word():
     # The engine calls cut_index as a stop rule, so a mid-line suggestion costs a word's tokens, not a line's.
     assert cut_index("compute(", context_at("x = |(data)"), "single", 8) == len("compute")
     assert cut_index("compute", context_at("x = |(data)"), "single", 8) is None
