@@ -66,6 +66,15 @@ def resolve_checkpoint(cli_checkpoint: Path | None, settings: ServerSettings) ->
     return shipped_checkpoint_path()
 
 
+def checkpoint_origin(cli_checkpoint: Path | None, settings: ServerSettings) -> str:
+    """Return a sentence saying where the checkpoint that resolve_checkpoint picks was chosen."""
+    if cli_checkpoint is not None:
+        return "The folder comes from the --checkpoint option of tiny-copilot-lsp."
+    if settings.checkpoint is not None:
+        return "The folder comes from the checkpoint setting (tinyCopilot.checkpoint in VS Code)."
+    return "It is the model shipped with tiny-copilot; reinstalling the package restores it."
+
+
 def load_model(cli_checkpoint: Path | None, settings: ServerSettings, is_cancelled: IsCancelled) -> LoadedModel:
     """Import torch, load and verify the checkpoint, and warm the model up (runs on the inference thread).
 
@@ -83,7 +92,8 @@ def load_model(cli_checkpoint: Path | None, settings: ServerSettings, is_cancell
     try:
         checkpoint = load_checkpoint(path)
     except CheckpointError as exc:
-        raise ModelLoadError(f"{exc}. Set the tinyCopilot.checkpoint setting or the --checkpoint option to a folder written by `tiny-copilot train`.") from exc
+        # The error already says how to repair the folder; the user also needs to know where it was chosen.
+        raise ModelLoadError(f"{exc}. {checkpoint_origin(cli_checkpoint, settings)}") from exc
 
     engine = Engine(checkpoint.model, checkpoint.tokenizer)
     completer = Completer(engine, settings)

@@ -125,7 +125,8 @@ def test_missing_checkpoint_shows_fix_and_keeps_serving(tmp_path: Path) -> None:
     message = wait_for_notification(wire, "window/showMessage")
     assert message["type"] == 1  # Error
     assert "no-such-model" in message["message"]
-    assert "--checkpoint" in message["message"]
+    assert "comes from the --checkpoint option" in message["message"]
+    assert "checkpoint setting" not in message["message"]
     end = wait_for_notification(wire, "$/progress", lambda params: params["value"]["kind"] == "end")
     assert end["value"]["message"] == "model not loaded"
 
@@ -195,6 +196,8 @@ def test_bad_checkpoint_setting_serves_shipped(tmp_path: Path) -> None:
     message = wait_for_notification(wire, "window/showMessage", lambda params: "missing" in params["message"])
     assert message["type"] == 1  # Error
     assert "Serving the shipped model until the setting names a folder that loads" in message["message"]
+    assert "comes from the checkpoint setting" in message["message"]
+    assert "--checkpoint" not in message["message"]
     assert ".." not in message["message"]  # the load error's own "." and the fallback's joined as ".."
     assert wait_model_ready(wire)
     assert served_model(wire) == str(shipped_checkpoint_path())
