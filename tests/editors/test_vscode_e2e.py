@@ -122,18 +122,20 @@ def test_tab_accepts_shown_ghost_text(vsix: Path, trained_checkpoint: Path, tmp_
     assert report["after"] == report["before"] + report["ghost"]
 
 
-def test_typed_while_loading_shows_ghost(vsix: Path, trained_checkpoint: Path, tmp_path: Path) -> None:
-    # Typing starts while the model loads, so VS Code's own requests get no suggestion, and the
-    # driver never asks again: only the extension's request once the model is ready can bring
-    # the ghost text.
+# Typing starts before the model is loaded: while the server starts (the text then reaches it in
+# didOpen, and VS Code sends no request) or while it loads the model (requests get no suggestion).
+# The driver never requests again, so only the extension's request once the model is ready can
+# bring the ghost text.
+@pytest.mark.parametrize("phase", ["starting", "loading"])
+def test_typed_before_ready_shows_ghost(vsix: Path, trained_checkpoint: Path, tmp_path: Path, phase: str) -> None:
     typed = "def mul"
     report = drive(
-        vsix, trained_checkpoint, tmp_path, "typed-while-loading",
-        "--type", typed, "--type-at-status", "loading", "--no-retrigger",
+        vsix, trained_checkpoint, tmp_path, f"typed-while-{phase}",
+        "--type", typed, "--type-at-status", phase, "--no-retrigger",
     )  # fmt: skip
 
     assert report.get("error") is None, report
-    assert report["status"] == "tiny-copilot: loading"
+    assert report["status"] == f"tiny-copilot: {phase}"
     assert report["before"] == EXAMPLE + typed
     assert report["ghost"].strip() != ""
     assert report["after"] == report["before"] + report["ghost"]

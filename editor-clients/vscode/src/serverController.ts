@@ -30,13 +30,24 @@ export class ServerController implements vscode.Disposable {
   private client: LanguageClient | undefined;
   /** True while stop() runs, so that the resulting Stopped state is not reported as a crash. */
   private stopping = false;
-  /** The document of the last inline completion request sent before the model was ready. */
-  private requestedWhileLoading: string | undefined;
+  /** The active editor's document when the user last typed while the model was not ready. */
+  private editedWhileLoading: string | undefined;
+  private readonly editWatch: vscode.Disposable;
 
   constructor(
     private readonly outputChannel: vscode.LogOutputChannel,
     private readonly statusBar: StatusBar,
-  ) {}
+  ) {
+    // Watched here rather than in the middleware: text typed before the client has started
+    // reaches the server in didOpen, and VS Code sends no inline completion request for it.
+    // Only the active editor counts: output channels are documents too, and their logs change them.
+    this.editWatch = vscode.workspace.onDidChangeTextDocument((event) => {
+      const typedHere = event.document === vscode.window.activeTextEditor?.document;
+      if (typedHere && event.contentChanges.length > 0 && this.statusBar.state.kind !== 'ready') {
+        this.editedWhileLoading = event.document.uri.toString();
+      }
+    });
+  }
 
   async start(): Promise<void> {
     if (this.client !== undefined) {
@@ -109,6 +120,7 @@ export class ServerController implements vscode.Disposable {
   }
 
   async dispose(): Promise<void> {
+    this.editWatch.dispose();
     await this.stop();
   }
 
@@ -127,8 +139,8 @@ export class ServerController implements vscode.Disposable {
     client.onNotification(ShowMessageNotification.type, (params) => this.showServerMessage(params));
     client.onDidChangeState((event) => {
       if (event.newState === State.Running && this.statusBar.state.kind === 'starting') {
-        // The server answers initialize at once and then loads the model, reporting it with
-        // $/progress; until that ends, requests get no suggestion, so this is not ready yet.
+        // The server replies to initialize at once and then loads the model, reporting it with
+        // $/progress. Until that ends, requests get no suggestion, so this is not ready yet.
         this.statusBar.setServerState({ kind: 'loading', message: 'loading the model' });
       } else if (event.newState === State.Stopped && !this.stopping) {
         this.statusBar.setServerState({
@@ -142,15 +154,8 @@ export class ServerController implements vscode.Disposable {
 
   private createMiddleware(): Middleware {
     return {
-      provideInlineCompletionItems: (document, position, context, token, next) => {
-        if (!isEnabledFor(document.languageId)) {
-          return null;
-        }
-        if (this.statusBar.state.kind !== 'ready') {
-          this.requestedWhileLoading = document.uri.toString();
-        }
-        return next(document, position, context, token);
-      },
+      provideInlineCompletionItems: (document, position, context, token, next) =>
+        isEnabledFor(document.languageId) ? next(document, position, context, token) : null,
       provideCompletionItem: (document, position, context, token, next) =>
         isEnabledFor(document.languageId) ? next(document, position, context, token) : null,
       handleWorkDoneProgress: (token, params, next) => {
@@ -199,13 +204,15 @@ export class ServerController implements vscode.Disposable {
   }
 
   /**
-   * VS Code asks for ghost text only when the user types, so text typed while the model loaded
-   * would show nothing until the next keystroke. Ask again in the editor where that happened.
+   * VS Code requests ghost text only when the user types, so text typed while the server started
+   * or loaded the model would show nothing until the next keystroke. Request it again in the
+   * active editor when that is where the user typed.
    */
   private requestAgainOnceReady(): void {
-    const requested = this.requestedWhileLoading;
-    this.requestedWhileLoading = undefined;
-    if (requested !== undefined && vscode.window.activeTextEditor?.document.uri.toString() === requested) {
+    const edited = this.editedWhileLoading;
+    this.editedWhileLoading = undefined;
+    const document = vscode.window.activeTextEditor?.document;
+    if (document !== undefined && document.uri.toString() === edited && isEnabledFor(document.languageId)) {
       void vscode.commands.executeCommand('editor.action.inlineSuggest.trigger');
     }
   }

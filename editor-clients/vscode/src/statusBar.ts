@@ -53,11 +53,15 @@ export class StatusBar implements vscode.Disposable {
       this.item.backgroundColor = new vscode.ThemeColor('statusBarItem.errorBackground');
       return;
     }
-    if (state.kind === 'starting' || state.kind === 'loading') {
-      const detail = state.kind === 'loading' ? state.message : 'starting the server';
-      const percentage = state.kind === 'loading' && state.percentage !== undefined ? ` ${state.percentage}%` : '';
+    if (state.kind === 'starting') {
+      this.item.text = '$(loading~spin) tiny-copilot: starting';
+      this.item.tooltip = 'tiny-copilot is starting the language server.';
+      return;
+    }
+    if (state.kind === 'loading') {
+      const percentage = state.percentage !== undefined ? ` ${state.percentage}%` : '';
       this.item.text = `$(loading~spin) tiny-copilot: loading${percentage}`;
-      this.item.tooltip = `tiny-copilot is ${detail}.`;
+      this.item.tooltip = `tiny-copilot is ${state.message}.`;
       return;
     }
     if (!this.enabledHere) {

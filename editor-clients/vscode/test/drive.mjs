@@ -72,7 +72,7 @@ const HELP = `Usage: node drive.mjs --file FILE --type TEXT [options]
   --stop-at-status RE stop once the status bar item matches the regular expression RE,
                       without typing (checks the error and disabled states)
   --type-at-status RE start typing once the status bar item matches RE (default: ready);
-                      'loading' types while the model still loads
+                      'starting|loading' types before the model is loaded
   --no-retrigger      never run Trigger Inline Suggestion before the first ghost text, so
                       only the extension's own requests can bring it
   --keep              keep the temporary profile folder and print its path`;
