@@ -270,11 +270,22 @@ def _evaluate(ctx: LoopContext, step: int, elapsed_s: float) -> tuple[Validation
         )
         completion = sample_completion(ctx.model, ctx.tokenizer, ctx.config.sample_prompt, ctx.config.sample_tokens)
         ctx.say(f"--- step {step}: val loss {result.loss:.3f} nats/token, {result.bpb:.3f} bits/byte; greedy sample:")
-        ctx.say(ctx.config.sample_prompt + completion)
+        ctx.say(format_sample(ctx.config.sample_prompt, completion))
         ctx.say("---")
         write_loss_plot(ctx.metrics.read(), ctx.run_dir / PLOT_FILE)
     distributed.barrier(ctx.group)
     return result, time.perf_counter() - started
+
+
+def format_sample(prompt: str, completion: str) -> str:
+    """Return the prompt and the model's greedy continuation, as printed after each validation.
+
+    An untrained model often continues with whitespace only, which would print as blank lines, so
+    that case is spelled out.
+    """
+    if completion.strip():
+        return prompt + completion
+    return f"{prompt}[{len(completion)} characters of whitespace only]"
 
 
 def _refresh_peak(ctx: LoopContext) -> None:
