@@ -7,10 +7,13 @@ Definitions used throughout:
 - Single-line mode: the suggestion ends at the first newline. Mid-line cursors always get it, and
   there the suggestion is one word: it ends before its first character that is not a letter, digit
   or `_`. When a word follows the cursor, the suggestion must end with a space after its word, or
-  accepting would glue the two. Small models ignore the text after the cursor and write a whole
-  line that doubles it. On 300 cursors inside identifiers of held-out
-  Python, accepting a whole-line suggestion made the line worse in 86% of cases, one word in 47%;
-  the line came out exactly right in 4.7% and 40.3% (benchmarks/midline_infill.py).
+  accepting would glue the two.
+  Inside a word (letters, digits or `_` on both sides) nothing is suggested: the space would split
+  the word, and on 150 such cursors the 47 suggestions shown all made the line worse (`if ch|ar in`
+  got `ar `). Small models ignore the text after the cursor and write a whole line that doubles it.
+  On 300 cursors inside identifiers of held-out Python, accepting a whole-line suggestion made the
+  line worse in 86% of cases, one word in 47%; the line came out exactly right in 4.7% and 40.3%
+  (benchmarks/midline_infill.py).
 - Multi-line mode, chosen by the `multiline` setting when the cursor is at a line end:
   "always" at any line end; "auto" only when `line_before` is blank and the previous non-blank line
   ends with a block opener (`:` in Python; `{`, `(` or `[` in every language); "never" not at all.
@@ -168,6 +171,8 @@ def cut_index(insertion: str, context: CursorContext, mode: Mode, max_lines: int
     if repeated is not None:
         return repeated
     if mode == "single" and not context.at_line_end:
+        if _is_word_char(context.line_before[-1:]) and _is_word_char(context.line_after[:1]):
+            return 0  # inside a word: any word and its space would split the user's word in two
         return _word_end(insertion, context.line_after)
     first_newline = insertion.find("\n")
     if mode == "single":

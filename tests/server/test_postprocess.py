@@ -182,6 +182,8 @@ def test_mid_line_suggestion_is_one_word(marked: str, generated: str, accepted: 
         ("data = json.lo|ad(f)", "ad(file)"),  # "ad" would be glued to the "ad" after the cursor
         ("if |x > 0:", "not"),
         ("value = |  # default", "[1, 2]"),  # no word at the start
+        ("if ch|ar in QUOTES:", "ar in"),  # inside a word: "ar " would give "if char ar in"
+        ("SKIP_S|ECRET = 1", "TATE ECRET"),  # "TATE " would give "SKIP_STATE ECRET"
     ],
 )
 def test_mid_line_unfit_word_dropped(marked: str, generated: str):
