@@ -7,7 +7,7 @@ Definitions used throughout:
 - Single-line mode: the suggestion ends at the first newline. Mid-line cursors always get it, and
   there the suggestion is one word: it ends before its first character that is not a letter, digit
   or `_`. When a word follows the cursor, the suggestion must end with a space after its word, or
-  accepting would glue the two.
+  accepting would glue the two, and must not be that same word (`static |int n` with `int `).
   Inside a word (letters, digits or `_` on both sides) nothing is suggested: the space would split
   the word, and on 150 such cursors the 47 suggestions shown all made the line worse (`if ch|ar in`
   got `ar `). Small models ignore the text after the cursor and write a whole line that doubles it.
@@ -209,6 +209,14 @@ def _is_word_char(char: str) -> bool:
     return char.isalnum() or char == "_"
 
 
+def _leading_word(text: str) -> str:
+    """Return the letters, digits and `_` that `text` starts with."""
+    end = 0
+    while end < len(text) and _is_word_char(text[end]):
+        end += 1
+    return text[:end]
+
+
 def _word_end(insertion: str, line_after: str) -> int | None:
     """Return where the word that starts `insertion` ends, or None while it may still grow.
 
@@ -249,6 +257,8 @@ def finalize(
     space_before_word = mode == "single" and not context.at_line_end and _is_word_char(context.line_after[:1])
     if space_before_word and not insertion.endswith(" "):
         return None
+    if space_before_word and insertion.rstrip() == _leading_word(context.line_after):
+        return None  # `static |int n` with `int ` would read `static int int n`
     has_triple_quote = any(quote in insertion for quote in PYTHON_TRIPLE_QUOTES)
     if context.language_id == "python" and has_triple_quote and not context.inside_triple_quotes:
         insertion = cut_unclosed_triple_quote(insertion)

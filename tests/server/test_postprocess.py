@@ -184,6 +184,8 @@ def test_mid_line_suggestion_is_one_word(marked: str, generated: str, accepted: 
         ("value = |  # default", "[1, 2]"),  # no word at the start
         ("if ch|ar in QUOTES:", "ar in"),  # inside a word: "ar " would give "if char ar in"
         ("SKIP_S|ECRET = 1", "TATE ECRET"),  # "TATE " would give "SKIP_STATE ECRET"
+        ("static |int count = 0;", "int count = 0;"),  # "int " would double the word after the cursor
+        ("for (int i = 0; |i < n; ++i)", "i < n; ++i)"),
     ],
 )
 def test_mid_line_unfit_word_dropped(marked: str, generated: str):
