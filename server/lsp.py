@@ -135,7 +135,7 @@ class TinyCopilotServer(LanguageServer):
             self.slot.error = problem
             model = await self._fallback_model(previous, settings)
             if model is None:
-                self.show(types.MessageType.Error, problem)
+                self.show(types.MessageType.Error, f"{problem}.")
             elif model is previous:
                 self.show(types.MessageType.Error, f"{problem}. Still serving {model.path}.")
             else:

@@ -125,7 +125,7 @@ def test_missing_checkpoint_shows_fix_and_keeps_serving(tmp_path: Path) -> None:
     message = wait_for_notification(wire, "window/showMessage")
     assert message["type"] == 1  # Error
     assert "no-such-model" in message["message"]
-    assert "comes from the --checkpoint option" in message["message"]
+    assert message["message"].endswith("comes from the --checkpoint option of tiny-copilot-lsp.")
     assert "checkpoint setting" not in message["message"]
     end = wait_for_notification(wire, "$/progress", lambda params: params["value"]["kind"] == "end")
     assert end["value"]["message"] == "model not loaded"
