@@ -121,7 +121,7 @@ def load_checkpoint(path: Path, device: str | torch.device = "cpu", dtype: torch
 
     # Compare shapes with the file's header before allocating: a damaged config.json could otherwise
     # ask for a model of hundreds of gigabytes and end the process with an out-of-memory error.
-    _check_weight_names_and_shapes(path / WEIGHTS_FILE, parameter_shapes(config))
+    _check_weight_names_and_shapes(path / WEIGHTS_FILE, config)
     model = GPT(config)
     _load_weights(model, path / WEIGHTS_FILE)
     model.to(device=device, dtype=dtype).eval()
@@ -156,13 +156,21 @@ def _read_tokenizer(path: Path) -> CodeTokenizer:
         raise CheckpointError(f"{path / TOKENIZER_FILE} cannot be read ({exc}); restore it from the same run") from exc
 
 
-def _check_weight_names_and_shapes(weights_path: Path, expected: dict[str, tuple[int, ...]]) -> None:
-    """Compare the tensor names and shapes in the file's header with `expected`, reading no tensor data."""
+def _check_weight_names_and_shapes(weights_path: Path, config: ModelConfig) -> None:
+    """Compare the tensor names and shapes in the file's header with `config`'s, reading no tensor data."""
     try:
         with safe_open(str(weights_path), framework="pt") as handle:
             found = {name: tuple(handle.get_slice(name).get_shape()) for name in handle.keys()}
     except (SafetensorError, OSError) as exc:
         raise CheckpointError(f"{weights_path} is corrupt or truncated ({exc}); restore it or retrain") from exc
+    # Every block has tensors of its own, so more blocks than tensors cannot match. Listing the shapes
+    # of a damaged n_layers of 10**9 would take minutes and hundreds of gigabytes.
+    if config.n_layers > len(found):
+        raise CheckpointError(
+            f"{weights_path} holds {len(found)} tensors, too few for n_layers {config.n_layers} in {CONFIG_FILE}; "
+            "the weights and config come from different runs"
+        )
+    expected = parameter_shapes(config)
     missing = sorted(set(expected) - set(found))
     unexpected = sorted(set(found) - set(expected))
     if missing or unexpected:

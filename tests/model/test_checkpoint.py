@@ -95,6 +95,24 @@ def test_oversized_config_is_reported_before_allocating(checkpoint_copy: Path, m
         load_checkpoint(checkpoint_copy)
 
 
+def test_oversized_layer_count_is_reported_before_listing_shapes(checkpoint_copy: Path, monkeypatch) -> None:
+    """A damaged config.json asking for 10**9 blocks must not list their shapes (minutes, hundreds of GB)."""
+    from tiny_copilot.model import checkpoint
+
+    real_parameter_shapes = checkpoint.parameter_shapes
+
+    def parameter_shapes_of_small_models(config):
+        assert config.n_layers < 1000, f"listing the shapes of {config.n_layers} blocks"
+        return real_parameter_shapes(config)
+
+    monkeypatch.setattr(checkpoint, "parameter_shapes", parameter_shapes_of_small_models)
+    config = json.loads((checkpoint_copy / "config.json").read_text())
+    config["model"]["n_layers"] = 10**9
+    (checkpoint_copy / "config.json").write_text(json.dumps(config))
+    with pytest.raises(CheckpointError, match=r"too few for n_layers 1000000000 .*different runs"):
+        load_checkpoint(checkpoint_copy)
+
+
 def test_oversized_context_is_reported(checkpoint_copy: Path) -> None:
     # The weights do not record the context length, so only the config check can catch it.
     config = json.loads((checkpoint_copy / "config.json").read_text())
