@@ -50,8 +50,15 @@ def parameter_shapes(config: ModelConfig) -> dict[str, tuple[int, ...]]:
 
 
 def count_parameters(config: ModelConfig) -> int:
-    """Return the parameter count of `GPT(config)`; the tied output head adds none."""
-    return sum(math.prod(shape) for shape in parameter_shapes(config).values())
+    """Return the parameter count of `GPT(config)`; the tied output head adds none.
+
+    Computed from the shapes in parameter_shapes without listing them, so a mistyped `--n-layers`
+    of 10**9 in `train --dry-run` prints a number at once.
+    """
+    d_model, hidden = config.d_model, config.mlp_ratio * config.d_model
+    # Two norms, qkv and the attention projection (4 d^2), and the two MLP matrices.
+    per_block = 2 * d_model + 4 * d_model * d_model + 2 * hidden * d_model
+    return config.vocab_size * d_model + config.n_layers * per_block + d_model
 
 
 def apply_rotary(x_BHTK: torch.Tensor, cos_TK: torch.Tensor, sin_TK: torch.Tensor) -> torch.Tensor:
