@@ -77,39 +77,37 @@ def test_shape_mismatch_is_reported(checkpoint_copy: Path) -> None:
         load_checkpoint(checkpoint_copy)
 
 
-def test_oversized_config_is_reported_before_allocating(checkpoint_copy: Path, monkeypatch) -> None:
-    """A damaged config.json asking for 10**12 embeddings must not build that model (terabytes) first."""
-    from tiny_copilot.model import checkpoint
+@pytest.mark.parametrize(
+    ("field", "value", "message"),
+    [
+        ("vocab_size", 10**12, r"embed\.weight has shape .*different runs"),
+        ("n_layers", 10**9, r"too few for n_layers 1000000000 .*different runs"),
+    ],
+)
+def test_oversized_config_is_reported_before_allocating(
+    checkpoint_copy: Path, monkeypatch, field: str, value: int, message: str
+) -> None:
+    """A damaged config.json must be reported before building its model or listing its shapes.
 
-    real_gpt = checkpoint.GPT
-
-    def gpt_only_on_meta(config):
-        assert torch.empty(0).device.type == "meta", f"built a real model of vocab_size {config.vocab_size}"
-        return real_gpt(config)
-
-    monkeypatch.setattr(checkpoint, "GPT", gpt_only_on_meta)
-    config = json.loads((checkpoint_copy / "config.json").read_text())
-    config["model"]["vocab_size"] = 10**12
-    (checkpoint_copy / "config.json").write_text(json.dumps(config))
-    with pytest.raises(CheckpointError, match=r"embed\.weight has shape .*different runs"):
-        load_checkpoint(checkpoint_copy)
-
-
-def test_oversized_layer_count_is_reported_before_listing_shapes(checkpoint_copy: Path, monkeypatch) -> None:
-    """A damaged config.json asking for 10**9 blocks must not list their shapes (minutes, hundreds of GB)."""
+    10**12 embeddings take terabytes; the shapes of 10**9 blocks take minutes and hundreds of GB.
+    """
     from tiny_copilot.model import checkpoint
 
     real_parameter_shapes = checkpoint.parameter_shapes
+
+    def no_model(config):
+        raise AssertionError(f"built a model of {config}")
 
     def parameter_shapes_of_small_models(config):
         assert config.n_layers < 1000, f"listing the shapes of {config.n_layers} blocks"
         return real_parameter_shapes(config)
 
+    monkeypatch.setattr(checkpoint, "GPT", no_model)
     monkeypatch.setattr(checkpoint, "parameter_shapes", parameter_shapes_of_small_models)
     config = json.loads((checkpoint_copy / "config.json").read_text())
-    config["model"]["n_layers"] = 10**9
+    config["model"][field] = value
     (checkpoint_copy / "config.json").write_text(json.dumps(config))
-    with pytest.raises(CheckpointError, match=r"too few for n_layers 1000000000 .*different runs"):
+    with pytest.raises(CheckpointError, match=message):
         load_checkpoint(checkpoint_copy)
 
 
