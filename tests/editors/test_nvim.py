@@ -214,11 +214,13 @@ def position_after(row: int, col_bytes: int, insertion: str) -> list[int]:
 
 def first_word(text: str) -> str:
     """The part "accept word" takes, by the rule the README states."""
+    word = text[:1]
     for pattern in (r"\n[ \t]*", r"[ \t]*\w+", r"[ \t]*[^\w\s]+", r"[ \t]+"):
         match = re.match(pattern, text, re.ASCII)
         if match:
-            return match[0]
-    return text[:1]
+            word = match[0]
+            break
+    return text if re.fullmatch(r"[ \t]+", text[len(word) :]) else word
 
 
 def first_line(text: str) -> str:
@@ -279,6 +281,20 @@ def test_accept_word_then_line(editor_name: str, checkpoint: Path, tmp_path: Pat
     row, col = result["line_cursor"]
     assert result["line_accepted_text"] == insert_at(result["line_text"], row, col, line)
     assert result["line_accepted_cursor"] == position_after(row, col, line)
+
+
+@pytest.mark.parametrize("editor_name", ALL_EDITORS + ["nvim-0.12-extmarks"])
+def test_midline_accept_word_takes_the_trailing_space(editor_name: str, tmp_path: Path) -> None:
+    # The shipped model (checkpoint None): a tiny test model rarely suggests anything mid-line.
+    result = run_scenario(make_editor(editor_name), "midline_accept_word", None, tmp_path).result
+    drawn, line = result["drawn"], result["line"]
+    row, col = result["cursor"]
+    assert re.fullmatch(r"\w+ ", drawn, re.ASCII), f"not one word and a space: {drawn!r}"
+
+    # accept_word takes the word's trailing space too: left behind, it would glue the two words.
+    assert result["word_accepted_line"] == insert_at(line, 0, col, drawn)
+    assert result["word_accepted_cursor"] == [row, col + len(drawn)]
+    assert result["line_after_escape"] == insert_at(line, 0, col, drawn)
 
 
 @pytest.mark.parametrize("editor_name", ALL_EDITORS + ["nvim-0.12-extmarks"])

@@ -168,6 +168,32 @@ function M.accept_partial(t)
   t.record("line_accepted_cursor", t.cursor())
 end
 
+-- Mid-line: with the shipped model, `for |line in data:` gets one word and a space. Accept the
+-- word with accept_word, then leave insert mode.
+function M.midline_accept_word(t)
+  vim.api.nvim_buf_set_lines(0, -1, -1, false, { "    for line in data:", "        print(line)" })
+  start(t)
+  local namespace, hl = drawing()
+  vim.api.nvim_win_set_cursor(0, { vim.api.nvim_buf_line_count(0) - 1, 8 })
+  local events_before = #t.request_events
+  t.input("i")
+  local drawn = wait_for_drawn_or_nothing(t, events_before)
+  if not drawn then
+    error("the shipped model suggested nothing at `for |line in data:`", 0)
+  end
+  t.record("drawn", drawn)
+  t.record("marks", t.marks(namespace))
+  t.record("cursor", t.cursor())
+  t.record("line", vim.api.nvim_get_current_line())
+
+  press_and_wait_for_change(t, "<M-Right>")
+  t.record("word_accepted_line", vim.api.nvim_get_current_line())
+  t.record("word_accepted_cursor", t.cursor())
+  t.record("word_rest_drawn", t.drawn_text(namespace, hl) or vim.NIL)
+  t.input("<Esc>")
+  t.record("line_after_escape", vim.api.nvim_get_current_line())
+end
+
 -- Leave insert mode while an inline completion request is in flight.
 function M.insert_leave_cancels(t)
   start(t)

@@ -66,13 +66,20 @@ function M.from_item(item, line, row, col, client)
 end
 
 --- The leading part of `text` that "accept word" inserts: a newline with the next line's
---- indentation, or optional blanks then one run of word characters or of other symbols.
+--- indentation, or optional blanks then one run of word characters or of other symbols, with
+--- the blanks after it when nothing else follows.
 function M.first_word(text)
-  return text:match("^\n[ \t]*")
+  local word = text:match("^\n[ \t]*")
     or text:match("^[ \t]*[%w_]+")
     or text:match("^[ \t]*[^%w_%s]+")
     or text:match("^[ \t]+")
     or text:sub(1, 1)
+  -- Mid-line the server suggests a word and a space, so that it does not glue to the word after
+  -- the cursor; a space left behind would be dropped (0.12) or missing after <Esc> (extmarks).
+  if text:sub(#word + 1):match("^[ \t]+$") then
+    return text
+  end
+  return word
 end
 
 --- The leading part of `text` that "accept line" inserts: the rest of the current line, or,
