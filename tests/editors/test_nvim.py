@@ -284,7 +284,7 @@ def test_accept_word_then_line(editor_name: str, checkpoint: Path, tmp_path: Pat
 
 
 @pytest.mark.parametrize("editor_name", ALL_EDITORS + ["nvim-0.12-extmarks"])
-def test_midline_accept_word_takes_the_trailing_space(editor_name: str, tmp_path: Path) -> None:
+def test_midline_accept_word_keeps_space(editor_name: str, tmp_path: Path) -> None:
     # The shipped model (checkpoint None): a tiny test model rarely suggests anything mid-line.
     result = run_scenario(make_editor(editor_name), "midline_accept_word", None, tmp_path).result
     drawn, line = result["drawn"], result["line"]
