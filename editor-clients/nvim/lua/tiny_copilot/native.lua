@@ -72,9 +72,53 @@ function M.start(opts)
   })
 end
 
+-- The built-in draws an item that has a range as an overlay starting at the range, which suits a
+-- replacement. Our server sends an empty range for an insertion, so mid-line the overlay hid the
+-- text after the cursor: `for |line in data:` with `file ` read `for file in data:` on screen, and
+-- `print(|)` with `x` hid the `)`. Without a range the built-in draws the text inline at the
+-- cursor, and accepting pastes it there. At a line end the overlay hides nothing, so those keep it.
+local function drop_empty_midline_ranges(result, bufnr, encoding)
+  local items = result and (result.items or result)
+  if type(items) ~= "table" or not api.nvim_buf_is_valid(bufnr) then
+    return
+  end
+  for _, item in ipairs(items) do
+    local range = item.range
+    local start, finish = range and range.start, range and range["end"]
+    if start and start.line == finish.line and start.character == finish.character then
+      local line = api.nvim_buf_get_lines(bufnr, start.line, start.line + 1, false)[1] or ""
+      local ok, byte = pcall(vim.str_byteindex, line, encoding, start.character, false)
+      if ok and line:sub(byte + 1):match("%S") then
+        item.range = nil
+      end
+    end
+  end
+end
+
+-- Wrap our client's request once, so that the built-in's replies pass drop_empty_midline_ranges.
+local wrapped_clients = setmetatable({}, { __mode = "k" })
+local function wrap_requests(client)
+  if not client or wrapped_clients[client] then
+    return
+  end
+  wrapped_clients[client] = true
+  local request = client.request
+  client.request = function(self, method, params, handler, bufnr)
+    if method == METHOD and handler then
+      local inner = handler
+      handler = function(err, result, ctx, ...)
+        drop_empty_midline_ranges(result, (ctx and ctx.bufnr) or bufnr or 0, self.offset_encoding)
+        return inner(err, result, ctx, ...)
+      end
+    end
+    return request(self, method, params, handler, bufnr)
+  end
+end
+
 --- Turn the built-in inline completion on for `bufnr`.
 function M.attach(bufnr)
   buffers[bufnr] = true
+  wrap_requests(settings.client())
   if settings.is_enabled() then
     inline_completion().enable(true, { bufnr = bufnr })
   end
