@@ -84,7 +84,8 @@ def serve(argv: list[str] | None = None) -> int:
     # Anything a library prints must not corrupt the protocol stream, so print() goes to stderr.
     protocol_stdout = sys.stdout.buffer
     sys.stdout = sys.stderr
-    server.start_io(BoundedInput(sys.stdin.buffer), protocol_stdout)  # type: ignore[arg-type]
+    stdin = BoundedInput(sys.stdin.buffer, on_dropped=server.report_dropped_message)
+    server.start_io(stdin, protocol_stdout)  # type: ignore[arg-type]
 
     protocol = server.tiny_protocol
     if protocol.exit_code is not None:

@@ -60,6 +60,8 @@ class TinyCopilotServer(LanguageServer):
         self.suggester = Suggester(self.documents, self.worker, self.slot)
         self.pending_warnings: list[str] = []
         self._background: set[asyncio.Task] = set()
+        self._loop: asyncio.AbstractEventLoop | None = None
+        """The event loop, recorded at initialize, for messages from other threads."""
 
     @property
     def tiny_protocol(self) -> TinyCopilotProtocol:
@@ -78,6 +80,20 @@ class TinyCopilotServer(LanguageServer):
         task = asyncio.ensure_future(coroutine)
         self._background.add(task)
         task.add_done_callback(self._background.discard)
+
+    def report_dropped_message(self, size_bytes: int, limit_bytes: int) -> None:
+        """Warn the editor that a message over the size limit was dropped; callable from any thread.
+
+        Most likely the editor opened a file that large. Its didOpen is lost, so the file gets no
+        suggestions, and without this message the user would not learn why.
+        """
+        if self._loop is None:
+            return  # before initialize no message can be shown; the reader has logged the drop
+        message = (
+            f"the editor sent a message of {size_bytes / 2**20:.0f} MB, over the limit of "
+            f"{limit_bytes / 2**20:.0f} MB, and it was dropped. A file that large gets no suggestions."
+        )
+        self._loop.call_soon_threadsafe(self.show, types.MessageType.Warning, message)
 
     def show(self, kind: types.MessageType, message: str) -> None:
         self.window_show_message(types.ShowMessageParams(type=kind, message=f"tiny-copilot: {message}"))
@@ -229,6 +245,7 @@ def build_server(options: ServerOptions) -> TinyCopilotServer:
 def _register_lifecycle(server: TinyCopilotServer) -> None:
     @server.feature(types.INITIALIZE)
     def initialize(ls: TinyCopilotServer, params: types.InitializeParams) -> None:
+        ls._loop = asyncio.get_running_loop()
         ls.suggester.encoding = positions.normalize_encoding(ls.workspace.position_encoding)
         log.info("client %s; position encoding %s", params.client_info, ls.suggester.encoding)
         ls.apply_settings(params.initialization_options, announce=False)

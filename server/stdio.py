@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import re
+from collections.abc import Callable
 from typing import BinaryIO
 
 log = logging.getLogger(__name__)
@@ -38,9 +39,16 @@ _NOT_JSON = b"\x00"
 class BoundedInput:
     """Wrap a binary stream for pygls' reader: `readline` and `read` with bounded memory."""
 
-    def __init__(self, stream: BinaryIO, max_message_bytes: int = MAX_MESSAGE_BYTES) -> None:
+    def __init__(
+        self,
+        stream: BinaryIO,
+        max_message_bytes: int = MAX_MESSAGE_BYTES,
+        on_dropped: Callable[[int, int], None] | None = None,
+    ) -> None:
+        """`on_dropped(size_bytes, limit_bytes)` runs on the reading thread after a body is dropped."""
         self._stream = stream
         self.max_message_bytes = max_message_bytes
+        self.on_dropped = on_dropped
 
     def readline(self) -> bytes:
         line = self._stream.readline(MAX_HEADER_LINE_BYTES)
@@ -80,6 +88,8 @@ class BoundedInput:
             return self._stream.read(size)
         dropped = self._drop(size)
         log.warning("dropped a message body of %d bytes (Content-Length %d)", dropped, size)
+        if self.on_dropped is not None:
+            self.on_dropped(size, self.max_message_bytes)
         # Empty bytes would end pygls' read loop as the end of input does. So a body cut short by the
         # end of input also becomes a parse error here, and the next readline then ends the loop.
         return _NOT_JSON

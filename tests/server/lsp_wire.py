@@ -70,6 +70,16 @@ class WireClient:
             self._pump(remaining)
         return self.responses.get(None, {}).get("all", [])
 
+    def wait_notification(self, method: str, predicate=lambda params: True, timeout_s: float = 30.0) -> dict[str, Any]:
+        """Return the params of the first notification `method` whose params satisfy `predicate`."""
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            for message in self.notifications:
+                if message["method"] == method and predicate(message["params"]):
+                    return message["params"]
+            self._pump(0.2)
+        raise TimeoutError(f"no {method} within {timeout_s} s; got {[m['method'] for m in self.notifications]}")
+
     def initialize(self, capabilities: dict[str, Any] | None = None, options: Any = None) -> dict[str, Any]:
         params = {"processId": None, "rootUri": None, "capabilities": capabilities or {}, "initializationOptions": options}
         response = self.call("initialize", params)

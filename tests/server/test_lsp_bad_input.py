@@ -62,6 +62,10 @@ def test_body_over_size_limit_gets_parse_error(wire: WireClient) -> None:
     wire.send_bytes(b"x" * (MAX_MESSAGE_BYTES + 1))
     errors = wire.wait_null_id_errors(before + 1, timeout_s=60)
     assert errors[-1]["error"]["code"] == PARSE_ERROR
+    # The editor learns why a file that large gets no suggestions.
+    warning = wire.wait_notification("window/showMessage", lambda params: "over the limit of 64 MB" in params["message"])
+    assert warning["type"] == 2  # Warning
+    assert "a message of 64 MB" in warning["message"]
     assert_still_serving(wire)
 
 

@@ -36,13 +36,7 @@ def wait_model_ready(wire: WireClient, timeout_s: float = 60.0) -> bool:
 
 
 def wait_for_notification(wire: WireClient, method: str, predicate=lambda params: True, timeout_s: float = 30.0) -> dict:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        for message in wire.notifications:
-            if message["method"] == method and predicate(message["params"]):
-                return message["params"]
-        wire._pump(0.2)
-    raise TimeoutError(f"no {method} within {timeout_s} s; got {[m['method'] for m in wire.notifications]}")
+    return wire.wait_notification(method, predicate, timeout_s)
 
 
 def wait_for_log(log_file: Path, text: str, timeout_s: float = 60.0) -> None:
