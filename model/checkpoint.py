@@ -167,7 +167,7 @@ def _check_weight_names_and_shapes(weights_path: Path, config: ModelConfig) -> N
     # of a damaged n_layers of 10**9 would take minutes and hundreds of gigabytes.
     if config.n_layers > len(found):
         raise CheckpointError(
-            f"{weights_path} holds {len(found)} tensors, too few for n_layers {config.n_layers} in {CONFIG_FILE}; "
+            f"{weights_path} contains {len(found)} tensors, too few for n_layers {config.n_layers} in {CONFIG_FILE}; "
             "the weights and config come from different runs"
         )
     expected = parameter_shapes(config)

@@ -31,9 +31,9 @@ def rotary_tables(head_dim: int, max_seq_len: int, theta: float) -> tuple[torch.
 def parameter_shapes(config: ModelConfig) -> dict[str, tuple[int, ...]]:
     """Return the name and shape of every tensor in `GPT(config).state_dict()`, allocating nothing.
 
-    Building the model on the meta device would give the same, but the first tensor operation on
-    that device imports PyTorch's meta kernels: 822 modules, 0.7-1.1 s and 76 MB of memory for the
-    language server, which checks a checkpoint's shapes before it loads the weights.
+    Building the model on the meta device would give the same. But the first arithmetic on that
+    device imports torch._dynamo and sympy (822 modules, 0.7-1.1 s, 76 MB), and the language server
+    checks a checkpoint's shapes before every load.
     """
     d_model, hidden = config.d_model, config.mlp_ratio * config.d_model
     shapes: dict[str, tuple[int, ...]] = {"embed.weight": (config.vocab_size, d_model)}

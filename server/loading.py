@@ -92,7 +92,7 @@ def load_model(cli_checkpoint: Path | None, settings: ServerSettings, is_cancell
     try:
         checkpoint = load_checkpoint(path)
     except CheckpointError as exc:
-        # The error already says how to repair the folder; the user also needs to know where it was chosen.
+        # The error message already tells how to repair the folder, so only where it was chosen is added.
         raise ModelLoadError(f"{exc}. {checkpoint_origin(cli_checkpoint, settings)}") from exc
 
     engine = Engine(checkpoint.model, checkpoint.tokenizer)

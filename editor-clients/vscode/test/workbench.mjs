@@ -96,8 +96,8 @@ export async function describeGhostDom(page) {
 
 /**
  * Wait for ghost text and return it. VS Code requests inline completions after each edit. When
- * none is shown after `retriggerMs` (null: never), the Trigger Inline Suggestion command asks
- * again. It runs from the Command Palette, because Alt+\ pressed by Playwright did not reach
+ * none is shown after `retriggerMs` (null: never), the Trigger Inline Suggestion command requests
+ * them again. It runs from the Command Palette, because Alt+\ pressed by Playwright did not reach
  * that command in code-server 4.100.3.
  */
 export async function waitForGhostText(page, timeoutMs, retriggerMs) {
