@@ -1,7 +1,7 @@
 """What accepting a suggestion does to a line when the cursor sits inside it, with text after it.
 
-The line-completion evaluation removes the whole rest of a line, so it never sees text after the
-cursor on its line. Here, in files the model did not train on, part of a line is cut out and the
+The line-completion evaluation removes the whole rest of a line, so its cases have no text after
+the cursor on its line. Here, in files the model did not train on, part of a line is cut out and the
 cursor put where it started; the text after it stays, as when a user edits inside a line. Two kinds
 of cases, drawn at random:
 - "rest of a word": the cursor inside an identifier of 4 or more characters, the identifier's rest
@@ -40,7 +40,7 @@ DEFAULT_FILES = sorted(str(path) for folder in ("server", "model", "training") f
 MIN_LINE_CHARS = 12
 """Shortest line (stripped) that cases are drawn from."""
 MAX_SPAN_CHARS = 24
-"""Longest span cut out of a line."""
+"""Maximum length, in characters, of a span cut out of a line."""
 IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]{3,}")
 
 

@@ -92,7 +92,7 @@ def load_model(cli_checkpoint: Path | None, settings: ServerSettings, is_cancell
     try:
         checkpoint = load_checkpoint(path)
     except CheckpointError as exc:
-        # The error message already tells how to repair the folder, so only where it was chosen is added.
+        # The error message already gives the repair, so only the folder's origin is added.
         raise ModelLoadError(f"{exc}. {checkpoint_origin(cli_checkpoint, settings)}") from exc
 
     engine = Engine(checkpoint.model, checkpoint.tokenizer)

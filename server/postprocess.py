@@ -6,14 +6,13 @@ Definitions used throughout:
   (plus whitespace), such as the `)` an editor auto-inserts; otherwise it is *mid-line*.
 - Single-line mode: the suggestion ends at the first newline. Mid-line cursors always get it, and
   there the suggestion is one word: it ends before its first character that is not a letter, digit
-  or `_`. When a word follows the cursor, the suggestion must end with a space after its word, or
-  accepting would glue the two, and must not be that same word (`static |int n` with `int `).
-  Inside a word (letters, digits or `_` on both sides) nothing is suggested: the space would split
-  the word, and on 150 such cursors the 47 suggestions shown all made the line worse (`if ch|ar in`
-  got `ar `). Small models ignore the text after the cursor and write a whole line that doubles it.
-  On 300 cursors inside identifiers of held-out Python, accepting a whole-line suggestion made the
-  line worse in 82.5% of cases, one word in 38.1%; the line came out exactly right in 6.1% and 41.3%
-  (benchmarks/midline_infill.py).
+  or `_`. Small models ignore the text after the cursor and write a whole line that doubles it. On
+  300 cursors inside identifiers of held-out Python, a whole line made the line worse 82.5% of the
+  time and one word 38.1% (benchmarks/midline_infill.py).
+  Before a word, the suggestion must end with a space, or accepting would glue the two words, and
+  must not be that same word (`static |int n` with `int `). Inside a word (letters, digits or `_`
+  on both sides) nothing is suggested, because the space would split the word (`if ch|ar in` got
+  `ar `).
 - Multi-line mode, chosen by the `multiline` setting when the cursor is at a line end:
   "always" at any line end; "auto" only when `line_before` is blank and the previous non-blank line
   ends with a block opener (`:` in Python; `{`, `(` or `[` in every language); "never" not at all.
@@ -222,13 +221,12 @@ def _word_end(insertion: str, line_after: str) -> int | None:
 
     A space right after the word is kept when a word follows the cursor, so `if |x` gets `not `.
     """
-    for index, char in enumerate(insertion):
-        if _is_word_char(char):
-            continue
-        if char == " " and index > 0 and _is_word_char(line_after[:1]):
-            return index + 1
-        return index
-    return None
+    word = _leading_word(insertion)
+    if len(word) == len(insertion):
+        return None
+    if word and insertion[len(word)] == " " and _is_word_char(line_after[:1]):
+        return len(word) + 1
+    return len(word)
 
 
 def _repeats(line: str, previous_line: str) -> bool:

@@ -179,7 +179,7 @@ def test_mid_line_suggestion_is_one_word(marked: str, generated: str, accepted: 
 @pytest.mark.parametrize(
     ("marked", "generated"),
     [
-        ("data = json.lo|ad(f)", "ad(file)"),  # "ad" would be glued to the "ad" after the cursor
+        ("data = json.lo|ad(f)", "ad(file)"),  # inside a word, rewriting the rest of the line
         ("if |x > 0:", "not"),
         ("value = |  # default", "[1, 2]"),  # no word at the start
         ("if ch|ar in QUOTES:", "ar in"),  # inside a word: "ar " would give "if char ar in"
