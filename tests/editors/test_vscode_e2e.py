@@ -72,8 +72,8 @@ def vsix() -> Path:
     return path
 
 
-def logging_server(tmp_path: Path, log_file: Path) -> Path:
-    """Return a script that runs tiny-copilot-lsp with a debug log in `log_file`.
+def logging_server(tmp_path: Path, log_file: Path, start_delay_s: float = 0) -> Path:
+    """Return a script that runs tiny-copilot-lsp with a debug log in `log_file`, after `start_delay_s`.
 
     The extension passes no logging options, and a failure in CI is hard to explain without
     the server's side of it.
@@ -81,12 +81,12 @@ def logging_server(tmp_path: Path, log_file: Path) -> Path:
     log_file.parent.mkdir(parents=True, exist_ok=True)
     script = tmp_path / "tiny-copilot-lsp"
     command = f"exec {shlex.quote(str(SERVER))} -vv --log-file {shlex.quote(str(log_file))}"
-    script.write_text(f'#!/bin/sh\n{command} "$@"\n', encoding="utf-8")
+    script.write_text(f'#!/bin/sh\nsleep {start_delay_s}\n{command} "$@"\n', encoding="utf-8")
     script.chmod(0o755)
     return script
 
 
-def drive(vsix: Path, checkpoint: Path, tmp_path: Path, name: str, *args: str) -> dict[str, Any]:
+def drive(vsix: Path, checkpoint: Path, tmp_path: Path, name: str, *args: str, start_delay_s: float = 0) -> dict[str, Any]:
     """Run drive.mjs and return its report. The report has an `error` entry when a step failed."""
     # Leftovers of an earlier run, such as its failure.png, would mislead a reader.
     shutil.rmtree(ARTIFACTS / name, ignore_errors=True)
@@ -98,7 +98,7 @@ def drive(vsix: Path, checkpoint: Path, tmp_path: Path, name: str, *args: str) -
         "--vsix", str(vsix),
         "--code-server", str(CODE_SERVER),
         "--chromium", str(CHROMIUM),
-        "--server", str(logging_server(tmp_path, ARTIFACTS / name / "server.log")),
+        "--server", str(logging_server(tmp_path, ARTIFACTS / name / "server.log", start_delay_s)),
         "--checkpoint", str(checkpoint),
         "--file", str(example),
         "--artifacts", str(ARTIFACTS / name),
@@ -125,13 +125,17 @@ def test_tab_accepts_shown_ghost_text(vsix: Path, trained_checkpoint: Path, tmp_
 # Typing starts before the model is loaded: while the server starts (the text then reaches it in
 # didOpen, and VS Code sends no request) or while it loads the model (requests get no suggestion).
 # The driver never requests again, so only the extension's request once the model is ready can
-# bring the ghost text.
-@pytest.mark.parametrize("phase", ["starting", "loading"])
-def test_typed_before_ready_shows_ghost(vsix: Path, trained_checkpoint: Path, tmp_path: Path, phase: str) -> None:
+# bring the ghost text. The server starts within a second, sometimes before the driver has opened
+# the file, so for the starting phase it waits 5 s first.
+@pytest.mark.parametrize(("phase", "start_delay_s"), [("starting", 5), ("loading", 0)])
+def test_typed_before_ready_shows_ghost(
+    vsix: Path, trained_checkpoint: Path, tmp_path: Path, phase: str, start_delay_s: float
+) -> None:
     typed = "def mul"
     report = drive(
         vsix, trained_checkpoint, tmp_path, f"typed-while-{phase}",
         "--type", typed, "--type-at-status", phase, "--no-retrigger",
+        start_delay_s=start_delay_s,
     )  # fmt: skip
 
     assert report.get("error") is None, report
