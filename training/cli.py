@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import re
 import sys
 from collections.abc import Sequence
 
@@ -25,8 +26,25 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def attach_negative_values(argv: Sequence[str]) -> list[str]:
+    """Write `--option -5m` as `--option=-5m`.
+
+    argparse treats a word that starts with "-" as an option unless it is a plain number, so
+    `--time-budget -5m` failed with "expected one argument" rather than the duration's own error.
+    No option of ours starts with a digit, so such a word is always a value.
+    """
+    joined: list[str] = []
+    for word in argv:
+        previous = joined[-1] if joined else ""
+        if re.match(r"-\.?\d", word) and previous.startswith("--") and "=" not in previous:
+            joined[-1] = f"{previous}={word}"
+        else:
+            joined.append(word)
+    return joined
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    args = build_parser().parse_args(attach_negative_values(sys.argv[1:] if argv is None else argv))
     level = {0: logging.WARNING, 1: logging.INFO}.get(args.verbose, logging.DEBUG)
     logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr)
     try:

@@ -24,7 +24,7 @@ DEFAULT_SEQ_LEN = 256
 DEFAULT_SAMPLE_PROMPT = "def dfs(graph, start):\n    "
 
 _DURATION_UNITS_S = {"": 1.0, "s": 1.0, "m": 60.0, "min": 60.0, "h": 3600.0}
-_DURATION = re.compile(r"^\s*(\d+(?:\.\d*)?|\.\d+)\s*([a-z]*)\s*$")
+_DURATION = re.compile(r"^\s*([-+]?(?:\d+(?:\.\d*)?|\.\d+))\s*([a-z]*)\s*$")
 
 
 def parse_duration_s(text: str) -> float:

@@ -45,6 +45,15 @@ def test_cli_reports_invalid_time_budget(capsys) -> None:
     assert "invalid duration '10x'; write a number with an optional unit s, m or h" in capsys.readouterr().err
 
 
+@pytest.mark.parametrize("argv", [["--time-budget", "-5m"], ["--time-budget", "-.5h"], ["--time-budget=-5m"]])
+def test_cli_negative_time_budget_error(argv: list[str], capsys) -> None:
+    # Without the rewrite, argparse treats "-5m" as an unknown option and reports "expected one argument".
+    with pytest.raises(SystemExit) as exit_info:
+        main(["train", *argv, "--dry-run"])
+    assert exit_info.value.code == 2
+    assert "must be greater than zero" in capsys.readouterr().err
+
+
 def test_every_config_field_has_a_flag() -> None:
     parser = build_parser()
     flags = {option for action in parser._subparsers._group_actions[0].choices["train"]._actions for option in action.option_strings}
