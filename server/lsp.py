@@ -25,7 +25,7 @@ from . import positions
 from .documents import DocumentStore
 from .inference import InferenceWorker, JobCancelled
 from .loading import LoadedModel, ModelLoadError, ModelSlot, load_model
-from .protocol import UNDECODABLE_BODY_ERRORS, TinyCopilotProtocol, quiet_undecodable_body_tracebacks
+from .protocol import UNDECODABLE_BODY_ERRORS, TinyCopilotProtocol, quiet_pygls_tracebacks
 from .settings import SETTINGS_SECTION, ServerSettings
 from .suggestions import Suggester, cursor_context
 
@@ -51,7 +51,7 @@ class ServerOptions:
 class TinyCopilotServer(LanguageServer):
     def __init__(self, options: ServerOptions) -> None:
         super().__init__(SERVER_NAME, SERVER_VERSION, protocol_cls=TinyCopilotProtocol)
-        quiet_undecodable_body_tracebacks()
+        quiet_pygls_tracebacks()
         self.options = options
         self.settings = ServerSettings()
         self.documents = DocumentStore()

@@ -6,6 +6,8 @@ the behaviour it replaces:
   window/showMessage and never a response; it now gets -32602 (invalid params) with its id;
 - a body that is not JSON got no response and a logged traceback; it now gets -32700 (parse
   error) with id null and one warning line in the log;
+- each JSON-RPC error response (an unknown command) logged a traceback at ERROR; it now logs one
+  warning line;
 - a message that is not a JSON-RPC object (an array, a number, no "jsonrpc", an id that is not an
   integer or string) raised AttributeError or was served; it now gets -32600 (invalid request);
 - requests after `shutdown` were dropped silently; they now get -32600;
@@ -23,6 +25,7 @@ from typing import Any
 
 import cattrs
 from lsprotocol import types
+from pygls.exceptions import JsonRpcException, JsonRpcInternalError
 from pygls.protocol import LanguageServerProtocol, lsp_method
 
 log = logging.getLogger(__name__)
@@ -35,6 +38,9 @@ SERVER_NOT_INITIALIZED = -32002
 UNDECODABLE_BODY_ERRORS = (json.JSONDecodeError, UnicodeDecodeError, RecursionError)
 """Exceptions that `json.loads` raises on a message body that is not JSON, not UTF-8, or nested too deep to decode."""
 
+RESPONSE_LOGGER = "pygls.protocol.json_rpc"
+"""Logger of pygls 2.1.1's `_send_handler_result`, which logs a traceback at ERROR for every request
+whose response is a JSON-RPC error, such as an unknown workspace/executeCommand command."""
 READ_LOOP_LOGGER = "pygls.server"
 """Logger that pygls 2.1.1 passes to its read loop (`pygls.io_.run_async`), which logs a traceback to it
 for every message it cannot decode."""
@@ -52,11 +58,29 @@ class UndecodableBodyFilter(logging.Filter):
         return not isinstance(error, UNDECODABLE_BODY_ERRORS)
 
 
-def quiet_undecodable_body_tracebacks() -> None:
-    """Install UndecodableBodyFilter on pygls' read-loop logger once per process."""
-    logger = logging.getLogger(READ_LOOP_LOGGER)
-    if not any(isinstance(existing, UndecodableBodyFilter) for existing in logger.filters):
-        logger.addFilter(UndecodableBodyFilter())
+class ErrorResponseFilter(logging.Filter):
+    """Turn the traceback logged for a JSON-RPC error response into one warning line.
+
+    Such errors come from the client's request (an unknown command, invalid params), and the client
+    already gets the error with its code. Other exceptions keep their traceback, because they are bugs.
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        error = record.exc_info[1] if record.exc_info else None
+        if isinstance(error, JsonRpcException) and not isinstance(error, JsonRpcInternalError):
+            record.msg = "request %s failed with error %d: %s"
+            record.args = (*record.args, error.code, error.message) if isinstance(record.args, tuple) else ()
+            record.levelno, record.levelname = logging.WARNING, "WARNING"
+            record.exc_info = record.exc_text = None
+        return True
+
+
+def quiet_pygls_tracebacks() -> None:
+    """Install UndecodableBodyFilter and ErrorResponseFilter on pygls' loggers once per process."""
+    for name, filter_cls in ((READ_LOOP_LOGGER, UndecodableBodyFilter), (RESPONSE_LOGGER, ErrorResponseFilter)):
+        logger = logging.getLogger(name)
+        if not any(isinstance(existing, filter_cls) for existing in logger.filters):
+            logger.addFilter(filter_cls())
 
 
 @dataclass

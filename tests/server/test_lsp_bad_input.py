@@ -285,3 +285,22 @@ def test_undecodable_body_logs_one_warning_line(untrained_checkpoint: Path, tmp_
         matching = [line for line in log_lines if error_text in line]
         assert len(matching) == 1, f"{case}: {log_lines}"
         assert " WARNING " in matching[0], f"{case}: {matching[0]}"
+
+
+def test_error_response_logs_one_warning_line(untrained_checkpoint: Path, tmp_path: Path) -> None:
+    # pygls logs a traceback at ERROR for every error response, but an invalid request is not a server bug.
+    log_file = tmp_path / "server.log"
+    client = WireClient(["--stdio", "--checkpoint", str(untrained_checkpoint)], log_file=log_file)
+    client.initialize()
+    response = client.call("workspace/executeCommand", {"command": "tinyCopilot.noSuchCommand", "arguments": []})
+    assert response["error"]["code"] == INVALID_PARAMS
+    client.call("shutdown")
+    client.notify("exit")
+    assert client.process.wait(10) == 0
+
+    log_lines = log_file.read_text(encoding="utf-8").splitlines()
+    assert not any("Traceback" in line for line in log_lines), log_lines
+    matching = [line for line in log_lines if "tinyCopilot.noSuchCommand" in line]
+    assert len(matching) == 1, log_lines
+    assert " WARNING " in matching[0], matching[0]
+    assert f"error {INVALID_PARAMS}" in matching[0], matching[0]
