@@ -301,6 +301,18 @@ def test_midline_accept_word_keeps_space(editor_name: str, tmp_path: Path) -> No
 
 
 @pytest.mark.parametrize("editor_name", ALL_EDITORS + ["nvim-0.12-extmarks"])
+def test_typing_hides_suggestion_that_differs(editor_name: str, tmp_path: Path) -> None:
+    # Neovim 0.12's built-in drew the old suggestion at the new cursor until its next reply.
+    result = run_scenario(make_editor(editor_name), "type_over_suggestion", None, tmp_path).result
+    assert result["line_after_typing"] == "    for " + result["typed"] + "line in data:"
+    assert result["drawn_after_typing"] is None, (result["drawn"], result["marks_after_typing"])
+    # Typing the suggestion's own first character: the built-in keeps drawing the rest, the plugin's
+    # extmark frontend hides it until the next reply.
+    rest = result["line_end_drawn"][1:]
+    assert result["line_end_drawn_after_typing"] == (rest if editor_name == "nvim-0.12" else None), result
+
+
+@pytest.mark.parametrize("editor_name", ALL_EDITORS + ["nvim-0.12-extmarks"])
 def test_leaving_insert_mode_cancels_request(editor_name: str, checkpoint: Path, tmp_path: Path) -> None:
     run = run_scenario(make_editor(editor_name), "insert_leave_cancels", checkpoint, tmp_path)
     result = run.result

@@ -194,6 +194,44 @@ function M.midline_accept_word(t)
   t.record("line_after_escape", vim.api.nvim_get_current_line())
 end
 
+-- Type a character that differs from a shown mid-line suggestion, then read the screen before the
+-- next reply can arrive (both frontends wait at least 150 ms before they ask again).
+function M.type_over_suggestion(t)
+  vim.api.nvim_buf_set_lines(0, -1, -1, false, { "    for line in data:", "        print(line)" })
+  start(t)
+  local namespace, hl = drawing()
+  vim.api.nvim_win_set_cursor(0, { vim.api.nvim_buf_line_count(0) - 1, 8 })
+  local events_before = #t.request_events
+  t.input("i")
+  local drawn = wait_for_drawn_or_nothing(t, events_before)
+  if not drawn then
+    error("the shipped model suggested nothing at `for |line in data:`", 0)
+  end
+  t.record("drawn", drawn)
+  local typed = drawn:sub(1, 1) == "q" and "z" or "q"
+  t.record("typed", typed)
+  vim.api.nvim_input(typed)
+  t.sleep(20)
+  t.record("line_after_typing", vim.api.nvim_get_current_line())
+  t.record("drawn_after_typing", t.drawn_text(namespace, hl) or vim.NIL)
+  t.record("marks_after_typing", t.marks(namespace))
+
+  -- At a line end, type the suggestion's own first character instead.
+  t.input("<Esc>")
+  vim.api.nvim_buf_set_lines(0, -1, -1, false, { "    total = " })
+  vim.api.nvim_win_set_cursor(0, { vim.api.nvim_buf_line_count(0), 0 })
+  events_before = #t.request_events
+  t.input("A")
+  local line_end_drawn = wait_for_drawn_or_nothing(t, events_before)
+  if not line_end_drawn then
+    error("the shipped model suggested nothing at `    total = |`", 0)
+  end
+  t.record("line_end_drawn", line_end_drawn)
+  vim.api.nvim_input(line_end_drawn:sub(1, 1))
+  t.sleep(20)
+  t.record("line_end_drawn_after_typing", t.drawn_text(namespace, hl) or vim.NIL)
+end
+
 -- Leave insert mode while an inline completion request is in flight.
 function M.insert_leave_cancels(t)
   start(t)

@@ -42,6 +42,51 @@ local function cancel_pending(bufnr)
   end
 end
 
+-- Where each buffer's items without a range belong: the position of the request that returned them,
+-- as { row, byte column }.
+local inline_origins = {}
+
+-- The built-in's state for `bufnr`, or nil. NOTE: `vim.lsp._capability` is private in the
+-- 0.12-dev build, so a later Neovim may lack it; then stale items stay until the next reply.
+local function builtin_completor(bufnr)
+  local ok, capability = pcall(require, "vim.lsp._capability")
+  local class = ok and type(capability) == "table" and type(capability.all) == "table" and capability.all.inline_completion
+  local active = type(class) == "table" and class.active
+  return type(active) == "table" and active[bufnr] or nil
+end
+
+-- Whether `item` (the built-in's current item) still fits the text at the cursor (0-based row, byte column).
+local function item_fits(item, bufnr, row, col)
+  local start = item.range and item.range.start
+  local origin = start and { start.row, start.col } or inline_origins[bufnr]
+  if not origin or row ~= origin[1] or col < origin[2] then
+    return false
+  end
+  if not start then
+    return col == origin[2]  -- drawn inline at the cursor, so any move shifts it
+  end
+  local line = api.nvim_buf_get_lines(bufnr, row, row + 1, false)[1] or ""
+  local typed = line:sub(origin[2] + 1, col)
+  return type(item.insert_text) == "string" and item.insert_text:sub(1, #typed) == typed
+end
+
+-- Drop the built-in's current item when it no longer fits the text, so that it is not drawn again.
+local function forget_stale_item(bufnr)
+  local completor = buffers[bufnr] and builtin_completor(bufnr)
+  local item = completor and completor.current
+  if not item or vim.fn.bufwinid(bufnr) ~= api.nvim_get_current_win() then
+    return
+  end
+  local cursor = api.nvim_win_get_cursor(0)
+  if not item_fits(item, bufnr, cursor[1] - 1, cursor[2]) then
+    completor.current = nil
+    local namespace = builtin_namespace()
+    if namespace then
+      api.nvim_buf_clear_namespace(bufnr, namespace, 0, -1)
+    end
+  end
+end
+
 --- Start using the built-in inline completion. `opts`: client() and is_enabled() callbacks.
 function M.start(opts)
   settings = opts
@@ -70,6 +115,19 @@ function M.start(opts)
       end)
     end,
   })
+
+  -- The built-in draws its current item again after every cursor move in insert mode, and only
+  -- its next reply, 200 ms or more later, replaces it. An item without a range is drawn whole at
+  -- the new cursor, and one with a range keeps showing its rest after typed characters that differ
+  -- from it: typing `x` at `for |line in data:` with `file ` showed `for xfile line in data:`.
+  -- This autocmd is defined before the built-in's own, so it runs first and drops such an item.
+  api.nvim_create_autocmd("CursorMovedI", {
+    group = group,
+    desc = "tiny-copilot: hide a built-in suggestion that no longer fits the text",
+    callback = function(args)
+      forget_stale_item(args.buf)
+    end,
+  })
 end
 
 -- The built-in draws an item that has a range as an overlay starting at the range, which suits a
@@ -77,11 +135,13 @@ end
 -- text after the cursor: `for |line in data:` with `file ` read `for file in data:` on screen, and
 -- `print(|)` with `x` hid the `)`. Without a range the built-in draws the text inline at the
 -- cursor, and accepting pastes it there. At a line end the overlay hides nothing, so those keep it.
+-- Return the position of the dropped ranges as { row, byte column }, or nil when none was dropped.
 local function drop_empty_midline_ranges(result, bufnr, encoding)
   local items = result and (result.items or result)
   if type(items) ~= "table" or not api.nvim_buf_is_valid(bufnr) then
-    return
+    return nil
   end
+  local origin = nil
   for _, item in ipairs(items) do
     local range = item.range
     local start, finish = range and range.start, range and range["end"]
@@ -90,12 +150,16 @@ local function drop_empty_midline_ranges(result, bufnr, encoding)
       local ok, byte = pcall(vim.str_byteindex, line, encoding, start.character, false)
       if ok and line:sub(byte + 1):match("%S") then
         item.range = nil
+        origin = { start.line, byte }
       end
     end
   end
+  return origin
 end
 
--- Wrap our client's request once, so that the built-in's replies pass drop_empty_midline_ranges.
+
+-- Wrap our client's request once, so that the built-in's replies pass drop_empty_midline_ranges
+-- and forget_stale_item.
 local wrapped_clients = setmetatable({}, { __mode = "k" })
 local function wrap_requests(client)
   if not client or wrapped_clients[client] then
@@ -107,8 +171,15 @@ local function wrap_requests(client)
     if method == METHOD and handler then
       local inner = handler
       handler = function(err, result, ctx, ...)
-        drop_empty_midline_ranges(result, (ctx and ctx.bufnr) or bufnr or 0, self.offset_encoding)
-        return inner(err, result, ctx, ...)
+        local target = (ctx and ctx.bufnr) or bufnr or 0
+        target = target == 0 and api.nvim_get_current_buf() or target
+        if type(result) == "table" then
+          inline_origins[target] = drop_empty_midline_ranges(result, target, self.offset_encoding)
+        end
+        local returned = { inner(err, result, ctx, ...) }
+        -- A reply to a request sent before the last keystrokes may not fit the text any more.
+        forget_stale_item(target)
+        return unpack(returned)
       end
     end
     return request(self, method, params, handler, bufnr)
@@ -129,6 +200,7 @@ function M.detach(bufnr)
     return
   end
   buffers[bufnr] = nil
+  inline_origins[bufnr] = nil
   if api.nvim_buf_is_valid(bufnr) then
     cancel_pending(bufnr)
     inline_completion().enable(false, { bufnr = bufnr })
