@@ -168,19 +168,31 @@ function M.accept_partial(t)
   t.record("line_accepted_cursor", t.cursor())
 end
 
--- Mid-line: with the shipped model, `for |line in data:` gets one word and a space. Accept the
--- word with accept_word, then leave insert mode.
-function M.midline_accept_word(t)
-  vim.api.nvim_buf_set_lines(0, -1, -1, false, { "    for line in data:", "        print(line)" })
-  start(t)
-  local namespace, hl = drawing()
-  vim.api.nvim_win_set_cursor(0, { vim.api.nvim_buf_line_count(0) - 1, 8 })
+-- Enter insert mode at (row, col) of the current buffer (1-based row, byte column) and return the
+-- suggestion drawn there; a scenario error names `where` when nothing is suggested.
+local function suggestion_at(t, row, col, keys, where)
+  vim.api.nvim_win_set_cursor(0, { row, col })
   local events_before = #t.request_events
-  t.input("i")
+  t.input(keys)
   local drawn = wait_for_drawn_or_nothing(t, events_before)
   if not drawn then
-    error("the shipped model suggested nothing at `for |line in data:`", 0)
+    error("the shipped model suggested nothing at `" .. where .. "`", 0)
   end
+  return drawn
+end
+
+-- Start the server on a buffer that ends with a loop, and return the suggestion the shipped model
+-- draws mid-line at `for |line in data:` (one word and a space).
+local function midline_suggestion(t)
+  vim.api.nvim_buf_set_lines(0, -1, -1, false, { "    for line in data:", "        print(line)" })
+  start(t)
+  return suggestion_at(t, vim.api.nvim_buf_line_count(0) - 1, 8, "i", "for |line in data:")
+end
+
+-- Mid-line: accept the word with accept_word, then leave insert mode.
+function M.midline_accept_word(t)
+  local drawn = midline_suggestion(t)
+  local namespace, hl = drawing()
   t.record("drawn", drawn)
   t.record("marks", t.marks(namespace))
   t.record("cursor", t.cursor())
@@ -197,16 +209,8 @@ end
 -- Type a character that differs from a shown mid-line suggestion, then read the screen before the
 -- next reply can arrive (both frontends wait at least 150 ms before they ask again).
 function M.type_over_suggestion(t)
-  vim.api.nvim_buf_set_lines(0, -1, -1, false, { "    for line in data:", "        print(line)" })
-  start(t)
+  local drawn = midline_suggestion(t)
   local namespace, hl = drawing()
-  vim.api.nvim_win_set_cursor(0, { vim.api.nvim_buf_line_count(0) - 1, 8 })
-  local events_before = #t.request_events
-  t.input("i")
-  local drawn = wait_for_drawn_or_nothing(t, events_before)
-  if not drawn then
-    error("the shipped model suggested nothing at `for |line in data:`", 0)
-  end
   t.record("drawn", drawn)
   local typed = drawn:sub(1, 1) == "q" and "z" or "q"
   t.record("typed", typed)
@@ -219,13 +223,7 @@ function M.type_over_suggestion(t)
   -- At a line end, type the suggestion's own first character instead.
   t.input("<Esc>")
   vim.api.nvim_buf_set_lines(0, -1, -1, false, { "    total = " })
-  vim.api.nvim_win_set_cursor(0, { vim.api.nvim_buf_line_count(0), 0 })
-  events_before = #t.request_events
-  t.input("A")
-  local line_end_drawn = wait_for_drawn_or_nothing(t, events_before)
-  if not line_end_drawn then
-    error("the shipped model suggested nothing at `    total = |`", 0)
-  end
+  local line_end_drawn = suggestion_at(t, vim.api.nvim_buf_line_count(0), 0, "A", "    total = |")
   t.record("line_end_drawn", line_end_drawn)
   vim.api.nvim_input(line_end_drawn:sub(1, 1))
   t.sleep(20)
