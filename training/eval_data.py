@@ -58,10 +58,31 @@ class HeldOutSet:
         return dict(sorted(grouped.items()))
 
 
+EARLIER_TRAINING_KEY = "earlier_train_sha256"
+"""Manifest key listing the SHA-256 of the files that the checkpoints a fine-tune started from
+(`--init`, and their own starting points) were trained on."""
+
+
 def training_hashes(manifest: dict[str, Any]) -> set[str]:
-    """Return the SHA-256 of every file that training read (train split and one-file corpora)."""
-    files = _manifest_files(manifest)
-    return {record["sha256"] for record in files if record.get("split") == "train"}
+    """Return the SHA-256 of every file that training read, including earlier fine-tuning stages."""
+    return own_training_hashes(manifest) | earlier_training_hashes(manifest)
+
+
+def own_training_hashes(manifest: dict[str, Any]) -> set[str]:
+    """Return the SHA-256 of the train split of this manifest's own corpus."""
+    return {record["sha256"] for record in _manifest_files(manifest) if record.get("split") == "train"}
+
+
+def earlier_training_hashes(manifest: dict[str, Any]) -> set[str]:
+    """Return the SHA-256 of the files that the checkpoints this run started from were trained on."""
+    # NOTE: a fine-tune saved by an older tiny-copilot has no such key, so its base's files pass as held out.
+    earlier = manifest.get(EARLIER_TRAINING_KEY, [])
+    if not isinstance(earlier, list) or not all(isinstance(value, str) for value in earlier):
+        raise ManifestError(
+            f"the corpus manifest's {EARLIER_TRAINING_KEY!r} is not a list of SHA-256 strings, so held-out data "
+            "cannot be verified; restore corpus_manifest.json from the training run"
+        )
+    return set(earlier)
 
 
 def held_out_from_data(paths: Sequence[str | os.PathLike[str]], manifest: dict[str, Any]) -> HeldOutSet:
@@ -88,7 +109,10 @@ def held_out_from_data(paths: Sequence[str | os.PathLike[str]], manifest: dict[s
 
 def held_out_from_manifest(manifest: dict[str, Any]) -> HeldOutSet:
     """Read back the validation split listed in `manifest`, checking each file's hash."""
-    trained = training_hashes(manifest)
+    trained = own_training_hashes(manifest)
+    # A fine-tune splits its own corpus without regard to its starting checkpoint's, so a validation
+    # file may be one that an earlier stage trained on. Such files are left out, not an error.
+    trained_earlier = earlier_training_hashes(manifest)
     roots = [Path(root) for root in manifest.get("roots", [])]
     held_out = HeldOutSet(files=[], source="validation split")
     for record in _manifest_files(manifest):
@@ -100,6 +124,9 @@ def held_out_from_manifest(manifest: dict[str, Any]) -> HeldOutSet:
                 f"validation file {record['path']} has the same content as a training file "
                 f"(SHA-256 {record['sha256'][:12]}...); the manifest is inconsistent, retrain"
             )
+        if record["sha256"] in trained_earlier and not one_file_corpus:
+            held_out.left_out["in_training_corpus"] = held_out.left_out.get("in_training_corpus", 0) + 1
+            continue
         path = roots[record["root"]] / record["path"]
         text = _read_checked(path, record["sha256"], held_out)
         if text is None:

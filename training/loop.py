@@ -26,6 +26,7 @@ from tiny_copilot.model.transformer import GPT
 
 from . import distributed
 from .batches import BatchSampler, ValidationBatches
+from .eval_data import EARLIER_TRAINING_KEY
 from .plot import write_loss_plot
 from .runs import PLOT_FILE, TrainingState, save_run_checkpoint
 from .speed import ExecutionPlan, measure_peak, model_flops_per_token
@@ -54,6 +55,9 @@ class LoopContext:
     metrics: Any
     say: Callable[[str], None]
     meta_base: dict[str, Any] = field(default_factory=dict)
+    earlier_train_sha256: list[str] = field(default_factory=list)
+    """SHA-256 of the files that the checkpoints this run started from were trained on, written into the
+    checkpoint's corpus manifest so that `tiny-copilot eval` rejects them as held-out data."""
 
 
 @dataclass(frozen=True)
@@ -319,7 +323,12 @@ def _save(
         }
         state = TrainingState(step, elapsed_s, tokens_seen, ctx.config.to_dict())
         manifest = ctx.run_dir / "data" / CORPUS_MANIFEST_FILE
-        extra = {CORPUS_MANIFEST_FILE: json.loads(manifest.read_text(encoding="utf-8"))} if manifest.is_file() else {}
+        extra = {}
+        if manifest.is_file():
+            corpus_manifest = json.loads(manifest.read_text(encoding="utf-8"))
+            if ctx.earlier_train_sha256:
+                corpus_manifest[EARLIER_TRAINING_KEY] = ctx.earlier_train_sha256
+            extra[CORPUS_MANIFEST_FILE] = corpus_manifest
         path = save_run_checkpoint(ctx.run_dir, ctx.model, ctx.tokenizer, meta, ctx.optimizer, state, extra)
     distributed.barrier(ctx.group)
     return path

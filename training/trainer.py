@@ -35,6 +35,7 @@ from .batches import BatchConfig, BatchSampler, ValidationBatches
 from .data import MANIFEST_FILE
 from .data import TOKENIZER_FILE as DATA_TOKENIZER_FILE
 from .data import PreparedData, TokenFile, prepare_data
+from .eval_data import earlier_training_hashes, own_training_hashes
 from .loop import LoopContext, progress_of, run_loop
 from .runs import MetricsLog, load_optimizer_state, read_training_state, resolve_checkpoint_dir
 from .speed import PROBE_ROWS, ExecutionPlan, choose_execution, default_threads, resolve_device
@@ -200,6 +201,7 @@ def _train(
         meta_base=_meta_base(config, data, command, model, _lineage(start_checkpoint, resume))
         if isinstance(data, PreparedData)
         else {},
+        earlier_train_sha256=_earlier_training_hashes(start_checkpoint, resume) if group.is_main else [],
     )
     with _StopOnSignal() as stop:
         result = run_loop(context, start_step, elapsed_s, tokens_seen, clock_start, stop)
@@ -304,6 +306,32 @@ def _lineage(start_checkpoint: Checkpoint | None, resume: bool) -> dict[str, Any
     lineage = {key: meta.get(key) for key in keys}
     lineage["corpus_folders"] = corpus_folders(start_checkpoint.path / MANIFEST_FILE)
     return lineage
+
+
+def _earlier_training_hashes(start_checkpoint: Checkpoint | None, resume: bool) -> list[str]:
+    """Return the SHA-256 of every file that the starting checkpoint and its own starting points trained on.
+
+    A resumed run carries the list of its own checkpoint over. A fine-tune adds the starting checkpoint's
+    train split to that checkpoint's list. The result is empty, with a warning, when the starting
+    checkpoint has no readable corpus manifest.
+    """
+    if start_checkpoint is None:
+        return []
+    manifest_path = start_checkpoint.path / MANIFEST_FILE
+    try:
+        manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
+        hashes = earlier_training_hashes(manifest)
+        if not resume:
+            hashes |= own_training_hashes(manifest)
+    except (OSError, ValueError) as exc:  # ManifestError and JSONDecodeError are ValueErrors
+        log.warning(
+            "%s has no usable corpus manifest (%s), so `tiny-copilot eval` of this run cannot reject the files "
+            "that checkpoint was trained on",
+            manifest_path,
+            exc,
+        )
+        return []
+    return sorted(hashes)
 
 
 def corpus_folders(manifest_path: Path) -> dict[str, int] | None:

@@ -116,3 +116,23 @@ def test_find_manifest_reports_where_it_looked(tmp_path):
         find_manifest(tmp_path, {}, None)
     with pytest.raises(ManifestError, match="--manifest .* not found"):
         find_manifest(tmp_path, {}, tmp_path / "missing.json")
+
+
+def test_files_of_earlier_stages_are_not_held_out(manifest, corpus_dir):
+    """A fine-tune's manifest lists what its starting checkpoint trained on; eval treats those as trained."""
+    val_records = [record for record in manifest["files"] if record["split"] == "val"]
+    seen_earlier = val_records[0]
+    fine_tune_manifest = {**manifest, "earlier_train_sha256": [seen_earlier["sha256"]]}
+
+    held_out = held_out_from_manifest(fine_tune_manifest)
+    assert seen_earlier["path"] not in [f.name for f in held_out.files]
+    assert len(held_out.files) == len(val_records) - 1
+    assert held_out.left_out == {"in_training_corpus": 1}
+
+    with pytest.raises(OverlapError, match="is in the training corpus of this checkpoint"):
+        held_out_from_data([corpus_dir / seen_earlier["path"]], fine_tune_manifest)
+
+
+def test_malformed_earlier_hash_list_is_rejected(manifest):
+    with pytest.raises(ManifestError, match="earlier_train_sha256"):
+        held_out_from_manifest({**manifest, "earlier_train_sha256": "not a list"})

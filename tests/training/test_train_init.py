@@ -47,6 +47,27 @@ def test_init_records_base_corpus_folders(trained_checkpoint: Path, tmp_path: Pa
     assert set(parent["corpus_folders"]) == {"/".join(Path(entry["path"]).parts[:2]) for entry in base_train_files}
 
 
+def test_init_records_base_training_hashes(trained_checkpoint: Path, tmp_path: Path) -> None:
+    """Eval of a fine-tune must reject the files its base was trained on, so their hashes travel with it."""
+    run_dir = tmp_path / "tuned"
+    run_train(*FINE_TUNE_ARGS, "--max-steps", "1", "--init", str(trained_checkpoint), "--out", str(run_dir))
+
+    base = json.loads((trained_checkpoint / "corpus_manifest.json").read_text())
+    base_train_hashes = {entry["sha256"] for entry in base["files"] if entry["split"] == "train"}
+    tuned_manifest_path = run_dir / "checkpoint" / "corpus_manifest.json"
+    tuned = json.loads(tuned_manifest_path.read_text())
+    assert set(tuned["earlier_train_sha256"]) == base_train_hashes
+
+    # A resumed run keeps the list, and a fine-tune of the fine-tune adds its own train split to it.
+    run_train(*FINE_TUNE_ARGS, "--max-steps", "2", "--resume", "--out", str(run_dir))
+    assert json.loads(tuned_manifest_path.read_text())["earlier_train_sha256"] == tuned["earlier_train_sha256"]
+    second_dir = tmp_path / "tuned-again"
+    run_train(*FINE_TUNE_ARGS, "--max-steps", "1", "--init", str(run_dir / "checkpoint"), "--out", str(second_dir))
+    second = json.loads((second_dir / "checkpoint" / "corpus_manifest.json").read_text())
+    tuned_train_hashes = {entry["sha256"] for entry in tuned["files"] if entry["split"] == "train"}
+    assert set(second["earlier_train_sha256"]) == base_train_hashes | tuned_train_hashes
+
+
 def test_init_may_train_a_longer_context(trained_checkpoint: Path, tmp_path: Path) -> None:
     base = load_checkpoint(trained_checkpoint)
     longer = 2 * base.config.max_seq_len
