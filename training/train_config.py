@@ -164,7 +164,8 @@ class TrainConfig:
     threads: int | None = field(
         default=None,
         metadata=_help(
-            "CPU threads per process (default: the CPU cores divided among the processes, or half of that "
+            "CPU threads per process, lowered to the CPU cores the process may use (default: the CPU cores "
+            "divided among the processes, or half of that "
             "when a start-up measurement finds it faster, as on a CPU busy with other work)"
         ),
     )

@@ -77,7 +77,14 @@ def train(
     if not group.is_main:
         say = _silent
     if device.type == "cpu":
-        torch.set_num_threads(config.threads or default_threads(group.local_world_size))
+        threads = config.threads or default_threads(group.local_world_size)
+        # Threads beyond the cores cannot run at once. With --threads 100000 the tokenizer's thread
+        # pool failed to start and the process panicked with a Rust backtrace.
+        cores = default_threads(1)
+        if threads > cores:
+            say(f"--threads {threads} is more than the {cores} CPU cores this process may use; using {cores}")
+            threads = cores
+        torch.set_num_threads(threads)
     else:
         torch.cuda.set_device(device)  # NCCL and the default CUDA stream follow the current device
     run_dir = Path(distributed.broadcast_from_main(group, str(run_dir)))

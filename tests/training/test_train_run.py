@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from train_runner import TINY_RUN_ARGS, run_train
+
 from tiny_copilot.model.checkpoint import load_checkpoint
 from tiny_copilot.training.runs import OPTIMIZER_FILE, STATE_FILE
 
@@ -47,3 +49,12 @@ def test_trained_run_lowers_validation_bpb(trained_checkpoint: Path) -> None:
     # A random model scores about log2(512) / 2.2 bytes per token = 4 bits per byte; 30 s of training
     # must cut that clearly.
     assert val[-1]["val_bpb"] < val[0]["val_bpb"] - 0.5
+
+
+def test_threads_above_core_count_are_lowered(tmp_path: Path) -> None:
+    """--threads 100000 once made the tokenizer's thread pool fail to start and panic with a backtrace."""
+    result = run_train(*TINY_RUN_ARGS, "--threads", "100000", "--max-steps", "1", "--out", str(tmp_path / "run"))
+
+    assert "--threads 100000 is more than the" in result.stdout
+    assert "panicked" not in result.stderr
+    assert (tmp_path / "run" / "checkpoint" / "model.safetensors").is_file()
