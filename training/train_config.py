@@ -211,8 +211,10 @@ class TrainConfig:
                 raise ValueError(f"{flag_of(name)} must be between {low} and {high}, got {value}")
 
         for name in ("lr", "weight_decay", "grad_clip"):
-            if getattr(self, name) < 0 or (name == "lr" and self.lr == 0):
-                raise ValueError(f"{flag_of(name)} must be {'> 0' if name == 'lr' else '>= 0'}, got {getattr(self, name)}")
+            value = getattr(self, name)
+            # nan passes every comparison check, and torch rejected --lr nan only after data preparation.
+            if not math.isfinite(value) or value < 0 or (name == "lr" and value == 0):
+                raise ValueError(f"{flag_of(name)} must be a finite number {'> 0' if name == 'lr' else '>= 0'}, got {value}")
         for name, allowed in (
             ("schedule", ("cosine", "wsd")),
             ("device", ("auto", "cpu", "cuda")),
