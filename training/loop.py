@@ -284,11 +284,13 @@ def _evaluate(ctx: LoopContext, step: int, elapsed_s: float) -> tuple[Validation
 def format_sample(prompt: str, completion: str) -> str:
     """Return the prompt and the model's greedy continuation, as printed after each validation.
 
-    An untrained model often continues with whitespace only, which would print as blank lines, so
-    that case is spelled out.
+    An untrained model often continues with whitespace only, which would print as blank lines, and a
+    model may generate nothing at all. Both cases are spelled out.
     """
     if completion.strip():
         return prompt + completion
+    if not completion:
+        return f"{prompt}[empty: the model generated no text]"
     return f"{prompt}[{len(completion)} characters of whitespace only]"
 
 

@@ -12,3 +12,8 @@ def test_sample_shows_prompt_and_continuation():
 def test_whitespace_only_sample_is_spelled_out():
     # An untrained model's continuation: printed as is, it would look like nothing was generated.
     assert format_sample("def f(", " \n" * 100) == "def f([200 characters of whitespace only]"
+
+
+def test_empty_sample_is_not_called_whitespace():
+    # The shipped model ends the default prompt's sample at once; "[0 characters of whitespace only]" misled.
+    assert format_sample("def f(", "") == "def f([empty: the model generated no text]"
