@@ -137,23 +137,41 @@ def held_out_from_manifest(manifest: dict[str, Any]) -> HeldOutSet:
         # Manifests written before .h files were labelled by content call every header C, so relabel.
         language = source_language(Path(record["path"]), text, explicit=False) or record["language"]
         held_out.files.append(EvalFile(record["path"], language, _to_lf(text), record["sha256"]))
-    _require_files(held_out, "the checkpoint's validation split")
+    _log_unlogged_left_out(held_out)
+    _require_files(held_out, f"the checkpoint's validation split under {', '.join(map(str, roots)) or 'no recorded folder'}")
     return held_out
+
+
+LOGGED_PER_REASON = 3
+"""Left-out validation files logged one by one per reason; one line counts the rest. The shipped
+model's corpus is not on a user's machine, and one line per file was 265 lines."""
 
 
 def _read_checked(path: Path, expected_sha256: str, held_out: HeldOutSet) -> str | None:
     try:
         data = path.read_bytes()
     except OSError:
-        held_out.left_out["missing"] = held_out.left_out.get("missing", 0) + 1
-        log.warning("validation file %s is missing; leaving it out", path)
+        _leave_out(held_out, "missing", "validation file %s is missing; leaving it out", path)
         return None
     if hashlib.sha256(data).hexdigest() != expected_sha256:
-        held_out.left_out["changed_since_training"] = held_out.left_out.get("changed_since_training", 0) + 1
-        log.warning("validation file %s changed since training; leaving it out", path)
+        _leave_out(held_out, "changed_since_training", "validation file %s changed since training; leaving it out", path)
         return None
     _, text = content_skip_reason(data, FileRules())
     return text or data.decode("utf-8", errors="replace")
+
+
+def _leave_out(held_out: HeldOutSet, reason: str, message: str, path: Path) -> None:
+    count = held_out.left_out.get(reason, 0) + 1
+    held_out.left_out[reason] = count
+    if count <= LOGGED_PER_REASON:
+        log.warning(message, path)
+
+
+def _log_unlogged_left_out(held_out: HeldOutSet) -> None:
+    for reason in ("missing", "changed_since_training"):
+        unlogged = held_out.left_out.get(reason, 0) - LOGGED_PER_REASON
+        if unlogged > 0:
+            log.warning("%d more validation files left out as %s", unlogged, reason.replace("_", " "))
 
 
 def _manifest_files(manifest: dict[str, Any]) -> list[dict[str, Any]]:

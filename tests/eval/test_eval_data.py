@@ -136,3 +136,17 @@ def test_files_of_earlier_stages_are_not_held_out(manifest, corpus_dir):
 def test_malformed_earlier_hash_list_is_rejected(manifest):
     with pytest.raises(ManifestError, match="earlier_train_sha256"):
         held_out_from_manifest({**manifest, "earlier_train_sha256": "not a list"})
+
+
+def test_many_missing_files_log_a_count(manifest, corpus_dir, caplog):
+    """A validation split whose corpus is not on this machine logs a few paths and one count, not a line per file."""
+    shutil.rmtree(corpus_dir)
+    val_count = len(_paths_of(manifest, "val"))
+    assert val_count > 3, "the fixture needs more validation files than are logged one by one"
+
+    with caplog.at_level("WARNING", logger="tiny_copilot.training.eval_data"), pytest.raises(ManifestError, match=f"missing {val_count}"):
+        held_out_from_manifest(manifest)
+
+    messages = [record.getMessage() for record in caplog.records]
+    assert len(messages) == 4, messages
+    assert messages[-1] == f"{val_count - 3} more validation files left out as missing"
