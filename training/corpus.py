@@ -141,9 +141,9 @@ def build_corpus(
     if isinstance(paths, (str, os.PathLike)):
         paths = [paths]
     excludes = tuple(excludes)
-    exclude_spec = compile_excludes(excludes)
+    compile_excludes(excludes)  # rejects an empty pattern before any file is read
     collector = _Collector()
-    candidates = list(_expand(list(paths) or default_paths(), exclude_spec, collector))
+    candidates = list(_expand(list(paths) or default_paths(), excludes, collector))
 
     accepted: list[tuple[_Candidate, str, str, str]] = []
     seen_hashes: set[str] = set()
@@ -172,7 +172,7 @@ def build_corpus(
     return Corpus(roots, tuple(files), skipped, manifest, manifest_sha256(manifest))
 
 
-def _expand(raw_paths: list[Any], exclude_spec: GitIgnoreSpec, collector: _Collector) -> Iterator[_Candidate]:
+def _expand(raw_paths: list[Any], excludes: tuple[str, ...], collector: _Collector) -> Iterator[_Candidate]:
     """Yield the files to read, in a deterministic order, counting the folders skipped on the way."""
     for raw in raw_paths:
         text = os.fspath(raw)
@@ -189,6 +189,7 @@ def _expand(raw_paths: list[Any], exclude_spec: GitIgnoreSpec, collector: _Colle
 
         root = root.resolve()
         root_index = collector.add_root(root)
+        exclude_spec = compile_excludes(_root_excludes(excludes, root))
         for match in matches:
             match = match.resolve()
             if match.is_dir():
@@ -197,6 +198,28 @@ def _expand(raw_paths: list[Any], exclude_spec: GitIgnoreSpec, collector: _Colle
                 collector.skipped[SKIP_EXCLUDED] += 1
             else:
                 yield _Candidate(root_index, match, explicit=True)
+
+
+def _root_excludes(excludes: tuple[str, ...], root: Path) -> list[str]:
+    """Return `excludes` plus each one written as a filesystem path under `root`, anchored to `root`.
+
+    Patterns use .gitignore syntax relative to each root, where `/tmp/src/app.py` means `tmp/src/app.py`
+    under the root. A user who names an absolute or `~` path means that file, so a pattern that
+    lies under `root` also applies as a root-relative one. Excluding by both readings only excludes more.
+    """
+    patterns = list(excludes)
+    for pattern in excludes:
+        if not pattern.startswith(("/", "~")):
+            continue
+        expanded = Path(os.path.expanduser(pattern))
+        for candidate in (expanded, expanded.resolve()):
+            try:
+                relative = candidate.relative_to(root).as_posix()
+            except ValueError:
+                continue
+            if relative != ".":
+                patterns.append("/" + relative + ("/" if pattern.endswith("/") else ""))
+    return patterns
 
 
 def _glob_root(pattern: Path) -> Path:

@@ -60,7 +60,12 @@ class TrainConfig:
     )
     exclude_globs: tuple[str, ...] = field(
         default=(),
-        metadata=_help("skip files whose path matches this glob (repeatable)", flag="--exclude", metavar="GLOB"),
+        metadata=_help(
+            "skip files matching this glob, in .gitignore syntax relative to each --data folder, or this "
+            "absolute path (repeatable)",
+            flag="--exclude",
+            metavar="GLOB",
+        ),
     )
     fim_rate: float = field(
         default=0.5,

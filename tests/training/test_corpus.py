@@ -170,6 +170,25 @@ def test_excludes_use_gitignore_syntax(project: Path) -> None:
     assert corpus.manifest["excludes"] == ["tests/", "*_pb2.py"]
 
 
+def test_excludes_accept_absolute_paths(project: Path, monkeypatch) -> None:
+    """`--exclude /home/me/src/app/secrets.py` once matched nothing: patterns were only root-relative."""
+    write(project / "pkg" / "secrets.py", code("secrets"))
+    write(project / "vendored" / "lib.py", code("lib"))
+    monkeypatch.setenv("HOME", str(project.parent))
+    excludes = [str(project / "pkg" / "secrets.py"), "~/project/vendored/", "/keep.py"]
+
+    corpus = build_corpus([project], excludes=excludes)
+
+    paths = used_paths(corpus)
+    assert "pkg/secrets.py" not in paths
+    assert "vendored/lib.py" not in paths
+    # A leading slash keeps its .gitignore meaning too: anchored at the root.
+    assert "keep.py" not in paths
+    assert "pkg/module.py" in paths
+    assert corpus.skipped == {"excluded": 3}
+    assert corpus.manifest["excludes"] == excludes
+
+
 def test_exclude_rejects_empty_pattern(project: Path) -> None:
     with pytest.raises(ValueError, match="exclude pattern"):
         build_corpus([project], excludes=[" "])
