@@ -137,10 +137,17 @@ def read_checkpoint_meta(path: Path) -> dict[str, Any]:
 def _read_config(path: Path) -> dict[str, Any]:
     try:
         data = json.loads((path / CONFIG_FILE).read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+    except FileNotFoundError as exc:
+        raise CheckpointError(f"{path / CONFIG_FILE} is missing; copy the whole checkpoint folder or retrain") from exc
+    except OSError as exc:
+        raise CheckpointError(f"{path / CONFIG_FILE} cannot be read ({exc.strerror}); check its permissions or restore it") from exc
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise CheckpointError(f"{path / CONFIG_FILE} is not valid JSON ({exc}); restore it or retrain") from exc
     if not isinstance(data, dict) or data.get("format") != FORMAT_NAME:
-        raise CheckpointError(f"{path / CONFIG_FILE} is not a tiny-copilot checkpoint config (no \"format\": \"{FORMAT_NAME}\")")
+        raise CheckpointError(
+            f"{path / CONFIG_FILE} is not a tiny-copilot checkpoint config (no \"format\": \"{FORMAT_NAME}\"); "
+            "pass a checkpoint folder that `tiny-copilot train` wrote, or restore the file"
+        )
     if data.get("format_version") != FORMAT_VERSION:
         raise CheckpointError(
             f"{path}: checkpoint format version {data.get('format_version')} is not supported "

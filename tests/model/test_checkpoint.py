@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from tiny_copilot.model.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
+from tiny_copilot.model.checkpoint import CheckpointError, load_checkpoint, read_checkpoint_meta, save_checkpoint
 
 
 @pytest.fixture()
@@ -124,6 +124,20 @@ def test_oversized_context_is_reported(checkpoint_copy: Path) -> None:
 def test_garbage_config_is_reported(checkpoint_copy: Path) -> None:
     (checkpoint_copy / "config.json").write_text("{not json")
     with pytest.raises(CheckpointError, match="not valid JSON"):
+        load_checkpoint(checkpoint_copy)
+
+
+def test_missing_config_is_called_missing(checkpoint_copy: Path) -> None:
+    # `tiny-copilot models` reads config.json alone; it reported "config.json is not valid JSON
+    # ([Errno 2] No such file or directory ...)".
+    (checkpoint_copy / "config.json").unlink()
+    with pytest.raises(CheckpointError, match=r"config\.json is missing; copy the whole checkpoint folder"):
+        read_checkpoint_meta(checkpoint_copy)
+
+
+def test_foreign_config_names_the_fix(checkpoint_copy: Path) -> None:
+    (checkpoint_copy / "config.json").write_text("[1, 2]")
+    with pytest.raises(CheckpointError, match="not a tiny-copilot checkpoint config .*; pass a checkpoint folder"):
         load_checkpoint(checkpoint_copy)
 
 
