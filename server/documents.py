@@ -7,6 +7,7 @@ such a line lands in the wrong place. These documents follow the LSP rules throu
 
 from __future__ import annotations
 
+import itertools
 import logging
 from dataclasses import dataclass, field
 
@@ -17,6 +18,10 @@ from .positions import PositionEncoding
 
 log = logging.getLogger(__name__)
 
+_revisions = itertools.count(1)
+"""Source of document revisions, shared by every document, so that a URI closed and opened again never
+repeats a revision that a running request recorded."""
+
 
 @dataclass
 class Document:
@@ -24,8 +29,10 @@ class Document:
     language_id: str
     version: int
     text: str
-    revision: int = 0
-    """Counts every change, so a result computed before an edit is recognised even if the client reuses a version."""
+    revision: int = field(default_factory=lambda: next(_revisions))
+    """Unique per text: it changes on every edit and differs between documents. So a result computed
+    before an edit, or before the URI was closed and opened again, is recognised even if the client
+    reuses a version."""
     _starts: list[int] | None = field(default=None, repr=False)
 
     @property
@@ -56,7 +63,7 @@ class Document:
 
     def _set_text(self, text: str) -> None:
         self.text = text
-        self.revision += 1
+        self.revision = next(_revisions)
         self._starts = None
 
 

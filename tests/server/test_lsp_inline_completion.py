@@ -260,3 +260,23 @@ async def test_cancel_storm_runs_one_generation_at_a_time(slow_client: LanguageC
     state = await document_state(client, uri)
     assert state["text"] == text + "a" * 20
     assert state["maxConcurrentJobs"] == 1
+
+
+async def test_reopened_document_drops_older_result(slow_client: LanguageClient) -> None:
+    """A request started before didClose and didOpen of the same URI must not return a result for the new text."""
+    client = slow_client
+    uri = "file:///reopened.py"
+    open_document(client, uri, "def main():\n    value = ")
+    older = asyncio.wrap_future(client.protocol.send_request(types.TEXT_DOCUMENT_INLINE_COMPLETION, inline_params(uri, 1, 12)))
+    await asyncio.sleep(0.05)
+    client.text_document_did_close(types.DidCloseTextDocumentParams(text_document=types.TextDocumentIdentifier(uri=uri)))
+    # VS Code closes and reopens a document when its language mode changes; the text may differ by then.
+    open_document(client, uri, "x = 1\n")
+
+    try:
+        older_result = await older
+    except JsonRpcRequestCancelled:
+        older_result = None
+    assert older_result is None or list(older_result.items) == [], "a result computed on the closed text"
+    state = await document_state(client, uri)
+    assert state["text"] == "x = 1\n"
