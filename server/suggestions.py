@@ -7,6 +7,7 @@ returned only if the document has not changed since the snapshot.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from dataclasses import dataclass
@@ -17,7 +18,7 @@ from lsprotocol import types
 from . import positions
 from .documents import Document, DocumentStore
 from .inference import CacheStats, InferenceWorker, JobCancelled, LatencyStats
-from .loading import ModelSlot
+from .loading import LoadedModel, ModelSlot
 from .positions import LineEnding, PositionEncoding
 
 if TYPE_CHECKING:
@@ -81,6 +82,17 @@ def suggestion_edit(context: CursorContext, text_lf: str, replace_suffix_chars: 
     )
 
 
+@dataclass
+class _SharedGeneration:
+    """A generation that every request for the same document revision and cursor offset waits for."""
+
+    revision: int
+    offset: int
+    model: LoadedModel
+    task: asyncio.Future[Suggestion | None]
+    waiters: int = 0
+
+
 class Suggester:
     """Serves suggestions for open documents through the single inference worker."""
 
@@ -92,13 +104,16 @@ class Suggester:
         self.cache_stats = CacheStats()
         self.latency = LatencyStats()
         """Handler time of the requests that the inference worker completed."""
+        self._generations: dict[str, _SharedGeneration] = {}
+        """The latest generation started for each URI, until it ends."""
 
     async def suggest(self, uri: str, position: types.Position) -> Edit | None:
         """Return the edit for a suggestion at `position`, or None when there is nothing to suggest.
 
         None also covers: the document is not open, the model is not ready, a newer request for
         the same document superseded this one, or the document changed while generating.
-        Cancelling the awaiting task ($/cancelRequest) stops the generation within one step.
+        Cancelling the awaiting task ($/cancelRequest) stops the generation within one step, unless
+        another request for the same text and cursor waits for it too.
         """
         received = time.perf_counter()
         document = self.documents.get(uri)
@@ -114,15 +129,18 @@ class Suggester:
         started = time.perf_counter()
         line_start = context.starts[context.position.line]
         log.debug("%s %d:%d text before the cursor on its line: %r", uri, position.line, position.character, context.text[line_start : context.offset])
+        generation = self._join_or_start(context, model)
+        generation.waiters += 1
         try:
-            suggestion = await self.worker.run(
-                lambda is_cancelled: model.complete(context.text_lf, context.offset_lf, context.language_id, is_cancelled),
-                key=uri,
-                is_stale=lambda: self.documents.revision(uri) != context.revision,
-            )
+            # shield: a cancelled request stops the generation only when no other request waits for it.
+            suggestion = await asyncio.shield(generation.task)
         except JobCancelled:
             log.debug("%s %d:%d superseded or outdated after %.1f ms", uri, position.line, position.character, _ms_since(started))
             return None
+        finally:
+            generation.waiters -= 1
+            if generation.waiters == 0 and not generation.task.done():
+                generation.task.cancel()
         if self.documents.revision(uri) != context.revision:
             log.debug("%s changed while generating; dropping the suggestion", uri)
             return None
@@ -133,6 +151,38 @@ class Suggester:
 
         self._log_request(context, suggestion, started)
         return suggestion_edit(context, suggestion.text, suggestion.replace_suffix_chars, self.encoding)
+
+    def _join_or_start(self, context: CursorContext, model: LoadedModel) -> _SharedGeneration:
+        """Return the running generation for the same text and cursor, or start one.
+
+        Editors such as VS Code send textDocument/completion and textDocument/inlineCompletion for the
+        same keystroke. Each new job for a URI supersedes the older one, so without sharing, the second
+        request would make the first one return an empty result.
+        """
+        uri = context.uri
+        current = self._generations.get(uri)
+        if (
+            current is not None
+            and not current.task.done()
+            and (current.revision, current.offset, current.model) == (context.revision, context.offset, model)
+        ):
+            return current
+        task = asyncio.ensure_future(
+            self.worker.run(
+                lambda is_cancelled: model.complete(context.text_lf, context.offset_lf, context.language_id, is_cancelled),
+                key=uri,
+                is_stale=lambda: self.documents.revision(uri) != context.revision,
+            )
+        )
+        generation = _SharedGeneration(context.revision, context.offset, model, task)
+        self._generations[uri] = generation
+
+        def forget(_: asyncio.Future) -> None:
+            if self._generations.get(uri) is generation:
+                del self._generations[uri]
+
+        task.add_done_callback(forget)
+        return generation
 
     def _log_request(self, context: CursorContext, suggestion: Suggestion, started: float) -> None:
         self.cache_stats.add(suggestion.prompt_tokens, suggestion.reused_tokens)

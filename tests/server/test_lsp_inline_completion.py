@@ -14,6 +14,7 @@ from lsprotocol import types
 from lsp_session import (
     PROFILES,
     apply_edit,
+    completion_params,
     document_state,
     encoding_of,
     inline_params,
@@ -193,7 +194,8 @@ async def test_newer_request_supersedes_older(slow_client: LanguageClient) -> No
     assert solo.items
     assert solo_s > 0.2, "the model must generate long enough for two requests to overlap"
 
-    older = asyncio.wrap_future(client.protocol.send_request(types.TEXT_DOCUMENT_INLINE_COMPLETION, inline_params(uri, 4, 12)))
+    # The older request is at another cursor: requests for the same text and cursor share one generation.
+    older = asyncio.wrap_future(client.protocol.send_request(types.TEXT_DOCUMENT_INLINE_COMPLETION, inline_params(uri, 4, 11)))
     await asyncio.sleep(0.05)
     newer = asyncio.wrap_future(client.protocol.send_request(types.TEXT_DOCUMENT_INLINE_COMPLETION, inline_params(uri, 4, 12)))
 
@@ -280,3 +282,34 @@ async def test_reopened_document_drops_older_result(slow_client: LanguageClient)
     assert older_result is None or list(older_result.items) == [], "a result computed on the closed text"
     state = await document_state(client, uri)
     assert state["text"] == "x = 1\n"
+
+
+async def test_completion_and_inline_at_same_cursor_both_answered(slow_client: LanguageClient) -> None:
+    """VS Code sends completion and inlineCompletion for one keystroke; neither may empty the other."""
+    client = slow_client
+    uri = "file:///both.py"
+    open_document(client, uri, "def main():\n    value = ")
+    jobs_before = (await document_state(client, uri))["jobsRun"]
+    inline = asyncio.wrap_future(client.protocol.send_request(types.TEXT_DOCUMENT_INLINE_COMPLETION, inline_params(uri, 1, 12)))
+    completion = asyncio.wrap_future(client.protocol.send_request(types.TEXT_DOCUMENT_COMPLETION, completion_params(uri, 1, 12)))
+
+    inline_result, completion_result = await asyncio.gather(inline, completion)
+    assert [item.insert_text for item in inline_result.items], "the inline request was superseded by the completion request"
+    assert [item.insert_text for item in completion_result.items] == [item.insert_text for item in inline_result.items]
+    state = await document_state(client, uri)
+    assert state["jobsRun"] - jobs_before == 1, "both requests share one generation"
+
+
+async def test_cancelled_request_keeps_shared_generation(slow_client: LanguageClient) -> None:
+    """$/cancelRequest for one of two requests at the same cursor must not stop the other's generation."""
+    client = slow_client
+    uri = "file:///shared-cancel.py"
+    open_document(client, uri, "def main():\n    value = ")
+    inline = asyncio.wrap_future(client.protocol.send_request(types.TEXT_DOCUMENT_INLINE_COMPLETION, inline_params(uri, 1, 12), msg_id="shared-inline"))
+    completion = asyncio.wrap_future(client.protocol.send_request(types.TEXT_DOCUMENT_COMPLETION, completion_params(uri, 1, 12)))
+    await asyncio.sleep(0.05)
+    client.protocol.notify(types.CANCEL_REQUEST, types.CancelParams(id="shared-inline"))
+
+    inline_outcome, completion_result = await asyncio.gather(inline, completion, return_exceptions=True)
+    assert isinstance(inline_outcome, JsonRpcRequestCancelled) or not inline_outcome.items, inline_outcome
+    assert completion_result.items, "the completion request lost its suggestion when the other request was cancelled"
