@@ -25,6 +25,10 @@ MAX_HEADER_LINE_BYTES = 64 * 1024
 """A header line longer than this is dropped: LSP defines only Content-Length and Content-Type."""
 
 _CONTENT_LENGTH = re.compile(rb"Content-Length: (\d+)\r\n")
+_LENIENT_CONTENT_LENGTH = re.compile(rb"content-length[ \t]*:[ \t]*(\d+)[ \t]*\r?\n", re.IGNORECASE)
+"""A Content-Length line as HTTP allows it (any case, optional blanks) or ended by a bare "\n". pygls
+2.1.1 matches only the exact form above, so it skipped such a header, and the message was lost
+without any response."""
 _HEADER_NAME = b"Content-Length: "
 _MAX_LENGTH_DIGITS = 15
 """Longer values are replaced by this many nines before pygls converts them with `int()`."""
@@ -71,7 +75,10 @@ class BoundedInput:
                     log.warning("skipped %d bytes before a Content-Length header: the previous message was framed wrongly", start)
                     line, match = line[start:], resynced
         if match is None:
-            return line
+            match = _LENIENT_CONTENT_LENGTH.fullmatch(line)
+            if match is None:
+                return line
+            line = b"Content-Length: %s\r\n" % match[1]
         digits = match[1]
         if len(digits) > _MAX_LENGTH_DIGITS or int(digits) > self.max_message_bytes:
             log.warning(

@@ -132,6 +132,22 @@ def test_misframed_message_keeps_server_responding(wire: WireClient, frame) -> N
         assert_still_serving(wire)
 
 
+@pytest.mark.parametrize(
+    "header",
+    [b"content-length: %d\r\n\r\n", b"CONTENT-LENGTH: %d\r\n\r\n", b"Content-Length:%d\r\n\r\n", b"Content-Length: %d \r\n\r\n", b"Content-Length: %d\n\n"],
+    ids=["lower-case", "upper-case", "no-space", "trailing-space", "bare-newlines"],
+)
+def test_content_length_variants_are_read(wire: WireClient, header: bytes) -> None:
+    """Header names are case-insensitive in HTTP, whose header format LSP uses; none of these may lose the request."""
+    body = json.dumps({"jsonrpc": "2.0", "id": "header-variant", "method": "textDocument/completion", "params": {
+        "textDocument": {"uri": "file:///never-opened.py"}, "position": {"line": 0, "character": 0}}}).encode()
+    assert wire.process.stdin is not None
+    wire.process.stdin.write(header % len(body) + body)
+    wire.process.stdin.flush()
+    assert "result" in wire.wait_response("header-variant", timeout_s=5)
+    assert_still_serving(wire)
+
+
 def test_invalid_utf8_gets_parse_error(wire: WireClient) -> None:
     before = len(wire.responses.get(None, {}).get("all", []))
     wire.send_bytes(b'{"jsonrpc": "2.0", "method": "\xff\xfe"}')
