@@ -10,6 +10,8 @@ the behaviour it replaces:
   warning line;
 - a message that is not a JSON-RPC object (an array, a number, no "jsonrpc", an id that is not an
   integer or string) raised AttributeError or was served; it now gets -32600 (invalid request);
+- a notification method sent with an id (a request) was handled as the notification and never
+  answered; it now gets -32600;
 - requests after `shutdown` were dropped silently; they now get -32600;
 - requests before `initialize` reached the handlers; they now get -32002 (server not initialized);
 - pygls' own didOpen/didChange/didClose keep a second copy of every document that splits lines
@@ -23,6 +25,7 @@ import logging
 from dataclasses import dataclass
 from typing import Any
 
+import attrs
 import cattrs
 from lsprotocol import types
 from pygls.exceptions import JsonRpcException, JsonRpcInternalError
@@ -121,7 +124,12 @@ class TinyCopilotProtocol(LanguageServerProtocol):
             if has_id and "error" in data:
                 return self._converter.structure(data, types.ResponseErrorMessage)
             if has_id and method is not None:
-                return self._converter.structure(data, self.get_message_type(method) or _GenericRequest)
+                message_type = self.get_message_type(method)
+                # `exit` still ends the server: a reply would come too late to matter.
+                if message_type is not None and not _has_id_field(message_type) and method != types.EXIT:
+                    # Structured as the notification, the message would lose its id and get no response.
+                    return RejectedMessage(data["id"], method, True, INVALID_REQUEST, f"{method} is a notification; send it without an id")
+                return self._converter.structure(data, message_type or _GenericRequest)
             if has_id:
                 response_type = self._result_types.pop(data["id"], None) or _GenericResponse
                 return self._converter.structure(data, response_type)
@@ -208,6 +216,10 @@ class _GenericResponse:
     id: int | str
     jsonrpc: str
     result: Any = None
+
+
+def _has_id_field(message_type: type) -> bool:
+    return attrs.has(message_type) and "id" in attrs.fields_dict(message_type)
 
 
 def _is_valid_id(value: Any) -> bool:

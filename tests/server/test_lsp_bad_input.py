@@ -195,6 +195,15 @@ def test_invalid_params_get_error_with_id(wire: WireClient, params: object) -> N
     assert_still_serving(wire)
 
 
+@pytest.mark.parametrize("method", ["initialized", "textDocument/didClose", "$/cancelRequest"])
+def test_notification_sent_as_request_gets_error(wire: WireClient, method: str) -> None:
+    params = {"initialized": {}, "textDocument/didClose": {"textDocument": {"uri": "file:///never-opened.py"}}, "$/cancelRequest": {"id": 1}}[method]
+    response = wire.call(method, params, timeout_s=5)
+    assert response["error"]["code"] == INVALID_REQUEST
+    assert method in response["error"]["message"]
+    assert_still_serving(wire)
+
+
 def test_invalid_notification_is_ignored(wire: WireClient) -> None:
     wire.notify("textDocument/didOpen", {"textDocument": {"uri": "file:///broken.py"}})
     wire.notify("textDocument/didChange", {"textDocument": {"uri": "file:///a.py", "version": 2}, "contentChanges": "x"})
