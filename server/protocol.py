@@ -12,6 +12,7 @@ the behaviour it replaces:
   integer or string) raised AttributeError or was served; it now gets -32600 (invalid request);
 - a notification method sent with an id (a request) was handled as the notification and never
   answered; it now gets -32600;
+- a second `initialize` was served again and replaced the settings; it now gets -32600;
 - requests after `shutdown` were dropped silently; they now get -32600;
 - requests before `initialize` reached the handlers; they now get -32002 (server not initialized);
 - pygls' own didOpen/didChange/didClose keep a second copy of every document that splits lines
@@ -148,6 +149,11 @@ class TinyCopilotProtocol(LanguageServerProtocol):
 
         method = getattr(message, "method", None)
         is_request = method is not None and hasattr(message, "id")
+        if method == types.INITIALIZE and self.initialize_received:
+            log.warning("initialize arrived a second time; rejecting it")
+            if is_request:
+                self._send_error(message.id, INVALID_REQUEST, "initialize may only be sent once; the server is already initialized")
+            return
         if method == types.INITIALIZE:
             self.initialize_received = True
         elif method == types.EXIT:

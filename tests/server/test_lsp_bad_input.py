@@ -204,6 +204,13 @@ def test_notification_sent_as_request_gets_error(wire: WireClient, method: str) 
     assert_still_serving(wire)
 
 
+def test_second_initialize_gets_error(wire: WireClient) -> None:
+    response = wire.call("initialize", {"processId": None, "rootUri": None, "capabilities": {}, "initializationOptions": {"maxNewTokens": 0}})
+    assert response["error"]["code"] == INVALID_REQUEST
+    assert "only be sent once" in response["error"]["message"]
+    assert_still_serving(wire)
+
+
 def test_invalid_notification_is_ignored(wire: WireClient) -> None:
     wire.notify("textDocument/didOpen", {"textDocument": {"uri": "file:///broken.py"}})
     wire.notify("textDocument/didChange", {"textDocument": {"uri": "file:///a.py", "version": 2}, "contentChanges": "x"})
