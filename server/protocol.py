@@ -13,6 +13,8 @@ the behaviour it replaces:
 - a notification method sent with an id (a request) was handled as the notification and never
   answered; it now gets -32600;
 - a second `initialize` was served again and replaced the settings; it now gets -32600;
+- a $/cancelRequest id or a window/workDoneProgress/cancel token that is a list or an object
+  raised TypeError, which showed "Error in server" to the user; it is now logged and ignored;
 - requests after `shutdown` were dropped silently; they now get -32600;
 - requests before `initialize` reached the handlers; they now get -32002 (server not initialized);
 - pygls' own didOpen/didChange/didClose keep a second copy of every document that splits lines
@@ -163,6 +165,11 @@ class TinyCopilotProtocol(LanguageServerProtocol):
             if is_request:
                 self._send_error(message.id, SERVER_NOT_INITIALIZED, f"{method} sent before initialize; send initialize first")
             return
+        elif method in _ID_FIELD_OF_CANCEL and not _is_valid_id(getattr(message.params, _ID_FIELD_OF_CANCEL[method], None)):
+            # lsprotocol lets a list or an object through here, and pygls then fails to hash it.
+            field = _ID_FIELD_OF_CANCEL[method]
+            log.warning("ignoring %s with an invalid %s: it must be an integer or a string", method, field)
+            return
         elif is_request and self._shutdown:
             self._send_error(message.id, INVALID_REQUEST, f"{method} sent after shutdown; the server only accepts exit now")
             return
@@ -200,6 +207,10 @@ class TinyCopilotProtocol(LanguageServerProtocol):
     def _call_user_handler(self, method: str, params: Any) -> Any:
         if (handler := self.fm.features.get(method)) is not None:
             yield handler, (params,), None
+
+
+_ID_FIELD_OF_CANCEL = {types.CANCEL_REQUEST: "id", types.WINDOW_WORK_DONE_PROGRESS_CANCEL: "token"}
+"""The field that names what a cancel notification cancels."""
 
 
 @dataclass

@@ -211,6 +211,20 @@ def test_second_initialize_gets_error(wire: WireClient) -> None:
     assert_still_serving(wire)
 
 
+@pytest.mark.parametrize(
+    ("method", "params"),
+    [("$/cancelRequest", {"id": [1]}), ("$/cancelRequest", {"id": {"a": 1}}), ("window/workDoneProgress/cancel", {"token": [1]})],
+)
+def test_cancel_with_unhashable_id_is_ignored(wire: WireClient, method: str, params: dict) -> None:
+    wire.notifications.clear()
+    wire.notify(method, params)
+    assert_still_serving(wire)
+    time.sleep(0.2)
+    assert_still_serving(wire)
+    shown_messages = [n["params"]["message"] for n in wire.notifications if n["method"] == "window/showMessage"]
+    assert shown_messages == []
+
+
 def test_invalid_notification_is_ignored(wire: WireClient) -> None:
     wire.notify("textDocument/didOpen", {"textDocument": {"uri": "file:///broken.py"}})
     wire.notify("textDocument/didChange", {"textDocument": {"uri": "file:///a.py", "version": 2}, "contentChanges": "x"})
