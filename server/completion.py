@@ -12,6 +12,7 @@ or multi-line mode, generate with the mode's stop rule, then clean the text (ser
 from __future__ import annotations
 
 import logging
+import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -23,10 +24,13 @@ from tiny_copilot.model.sampler import SamplingConfig
 
 from .encoding_cache import EncodingCache
 from .postprocess import CursorContext, Mode, choose_mode, cut_index, finalize
-from .prompt import PromptBudget, build_prompt, fit_budgets
+from .prompt import MAX_CHARS_PER_TOKEN, PromptBudget, build_prompt, fit_budgets
 from .settings import ServerSettings
 
 log = logging.getLogger(__name__)
+
+_SURROGATE = re.compile("[\ud800-\udfff]")
+"""A surrogate code point in a `str` is always unpaired, because JSON decoding joins the pairs."""
 
 
 @dataclass(frozen=True)
@@ -101,6 +105,7 @@ class Completer:
             log.debug("completion skipped: language %r is not in enabledLanguages", language_id)
             return None
 
+        text = self._replace_surrogates_near(text, offset)
         context = CursorContext.from_text(text, offset, language_id)
         mode = choose_mode(context, settings.multiline)
         prompt = build_prompt(self.engine.tokenizer, text, offset, self.budget, settings.token_healing, self.encoding_cache)
@@ -156,6 +161,19 @@ class Completer:
             mode=mode,
             stop_reason=generation.stop_reason,
         )
+
+    def _replace_surrogates_near(self, text: str, offset: int) -> str:
+        """Replace unpaired surrogates with U+FFFD when the prompt windows around `offset` contain one.
+
+        JSON may carry them ("\ud800"), and the tokenizer rejects them with TypeError. U+FFFD keeps the
+        length, so `offset` still points at the same place. Only the windows are searched, because a
+        search of a whole 5 MB document would add milliseconds to every request.
+        """
+        start = max(0, offset - self.budget.prefix_tokens * MAX_CHARS_PER_TOKEN)
+        end = min(len(text), offset + self.budget.suffix_tokens * MAX_CHARS_PER_TOKEN)
+        if text.isascii() or _SURROGATE.search(text, start, end) is None:
+            return text
+        return _SURROGATE.sub("\ufffd", text)
 
     def _fit_budget(self, settings: ServerSettings) -> PromptBudget:
         max_seq_len = self.engine.max_seq_len

@@ -45,6 +45,15 @@ def server_text(wire: WireClient, uri: str) -> str | None:
     return None if result is None else result["text"]
 
 
+def wait_for_model(wire: WireClient, timeout_s: float = 60.0) -> None:
+    """Wait until the server has loaded its model, so that requests reach the completer."""
+    open_document(wire, "untitled:model-probe", "")
+    deadline = time.monotonic() + timeout_s
+    while not wire.call("workspace/executeCommand", {"command": DEBUG_DOCUMENT_COMMAND, "arguments": ["untitled:model-probe", 0, 0]})["result"]["modelReady"]:
+        assert time.monotonic() < deadline, f"the model did not load within {timeout_s} s"
+        time.sleep(0.1)
+
+
 def assert_still_serving(wire: WireClient) -> None:
     assert "result" in inline(wire, "file:///never-opened.py", 0, 0)
 
@@ -280,6 +289,19 @@ def test_five_megabyte_document_is_served(wire: WireClient) -> None:
     assert server_text(wire, uri) == text + "result = "
     wire.notify("textDocument/didClose", {"textDocument": {"uri": uri}})
     assert server_text(wire, uri) is None
+
+
+@pytest.mark.parametrize(("line", "character"), [(0, 5), (1, 8), (2, 7)])
+def test_unpaired_surrogate_in_document_is_served(wire: WireClient, line: int, character: int) -> None:
+    """JSON can carry an unpaired surrogate ("\\ud800"): JSON.stringify writes one from a VS Code buffer that way."""
+    # json.dumps writes each one as an escape, as VS Code does.
+    wait_for_model(wire)
+    open_document(wire, "file:///surrogate.py", 'x = "\ud800"\nprint(x)\ny = \udc00')
+    assert server_text(wire, "file:///surrogate.py") == 'x = "\ud800"\nprint(x)\ny = \udc00'
+    for method in ("textDocument/inlineCompletion", "textDocument/completion"):
+        params = {"textDocument": {"uri": "file:///surrogate.py"}, "position": {"line": line, "character": character}, "context": {"triggerKind": 2}}
+        response = wire.call(method, params, timeout_s=30)
+        assert "error" not in response, response["error"]["message"]
 
 
 def test_response_without_request_is_ignored(wire: WireClient) -> None:
