@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
@@ -159,3 +161,41 @@ def test_incremental_change_matches_string_edit(text: str, start: int, end: int,
     )
     document.apply_change(change, "utf-16")
     assert document.text == text[:start] + insert + text[end:]
+
+
+def reference_units(char: str, encoding: str) -> int:
+    """Code units of one character, counted the slow, obvious way; lone surrogates take 3 UTF-8 bytes."""
+    if encoding == "utf-32":
+        return 1
+    if encoding == "utf-16":
+        return 2 if ord(char) > 0xFFFF else 1
+    return len(char.encode("utf-8", "surrogatepass"))
+
+
+mixed_lines = st.text(alphabet=st.sampled_from(["a", "é", "€", "😀", "\U0010ffff", "\ud800", "\udc00", "\u0301"]), max_size=12)
+
+
+@given(line=mixed_lines, col_units=st.integers(0, 60), encoding=st.sampled_from(ENCODINGS))
+def test_units_to_chars_matches_reference(line: str, col_units: int, encoding: str) -> None:
+    expected, used = len(line), 0
+    for index, char in enumerate(line):
+        used += reference_units(char, encoding)
+        if used > col_units:
+            expected = index
+            break
+    assert positions.units_to_chars(line, col_units, encoding) == expected
+    assert positions.chars_to_units(line, encoding) == sum(reference_units(char, encoding) for char in line)
+
+
+@pytest.mark.parametrize("encoding", ["utf-8", "utf-16"])
+def test_long_line_with_one_emoji_is_fast(encoding: str) -> None:
+    """A 5 MB minified line with one emoji: every didChange and request converts positions on it."""
+    line = "x = 1; " * 700_000 + "s = '😀'; y"
+    end_units = positions.chars_to_units(line, encoding)
+    started = time.perf_counter()
+    for _ in range(3):
+        assert positions.units_to_chars(line, end_units - 1, encoding) == len(line) - 1
+        assert positions.chars_to_units(line, encoding) == end_units
+    # On a shared 2-core machine this took under 0.07 s, and 1.9 s (UTF-16) and 2.8 s (UTF-8) when
+    # positions.py looped over the characters in Python.
+    assert time.perf_counter() - started < 0.5
