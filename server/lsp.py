@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import json
 import logging
 import os
 from dataclasses import dataclass
@@ -209,6 +210,9 @@ class TinyCopilotServer(LanguageServer):
         except JsonRpcException as exc:
             log.warning("workspace/configuration failed: %s", exc)
             return
+        if not isinstance(values, list):
+            log.warning("workspace/configuration returned %.80s, not an array; using the default settings", json.dumps(values))
+            values = None
         self.apply_settings(values[0] if values else None)
 
     async def watch_parent(self, pid: int) -> None:

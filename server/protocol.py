@@ -134,11 +134,23 @@ class TinyCopilotProtocol(LanguageServerProtocol):
                     return RejectedMessage(data["id"], method, True, INVALID_REQUEST, f"{method} is a notification; send it without an id")
                 return self._converter.structure(data, message_type or _GenericRequest)
             if has_id:
-                response_type = self._result_types.pop(data["id"], None) or _GenericResponse
-                return self._converter.structure(data, response_type)
+                return self._structure_response(data)
             return self._converter.structure(data, self.get_message_type(method or "") or _GenericNotification)
         except (cattrs.BaseValidationError, ValueError, TypeError, KeyError, AttributeError) as exc:
             return _rejected(data, INVALID_PARAMS, f"invalid params for {method}: {_describe(exc)}")
+
+    def _structure_response(self, data: dict[str, Any]) -> Any:
+        """Structure a response to one of the server's requests; an invalid result is passed on untyped.
+
+        Rejecting it would leave the request's future pending forever, and the server waiting on it
+        (a `null` result to workspace/configuration stopped every later settings update).
+        """
+        response_type = self._result_types.pop(data["id"], None) or _GenericResponse
+        try:
+            return self._converter.structure(data, response_type)
+        except (cattrs.BaseValidationError, ValueError, TypeError, KeyError, AttributeError) as exc:
+            log.warning("the response to request %r has an invalid result, passed on as is: %s", data["id"], _describe(exc))
+            return self._converter.structure(data, _GenericResponse)
 
     def handle_message(self, message: Any) -> None:
         if isinstance(message, RejectedMessage):

@@ -273,3 +273,29 @@ def test_shutdown_while_model_loads_is_quiet(untrained_checkpoint: Path, tmp_pat
     assert "Traceback" not in log
     errors = [n for n in wire.notifications if n["method"] == "window/showMessage" and n["params"]["type"] == 1]
     assert errors == []
+
+
+class NullConfigurationClient(WireClient):
+    """Replies to workspace/configuration with null, where LSP expects an array."""
+
+    def _answer_server_request(self, message: dict) -> None:
+        if message["method"] == "workspace/configuration":
+            self.send({"id": message["id"], "result": None})
+        else:
+            super()._answer_server_request(message)
+
+
+def test_null_configuration_result_is_logged(untrained_checkpoint: Path, tmp_path: Path) -> None:
+    log_file = tmp_path / "server.log"
+    wire = NullConfigurationClient(["--stdio", "-v", "--checkpoint", str(untrained_checkpoint)], log_file=log_file)
+    wire.initialize({"workspace": {"configuration": True}})
+    wire.notify("workspace/didChangeConfiguration", {"settings": None})
+    # Without the fallback the response was rejected, and the server waited for it forever without a message.
+    expected = "workspace/configuration returned null, not an array"
+    deadline = time.monotonic() + 10
+    while expected not in log_file.read_text():
+        assert time.monotonic() < deadline, f"{expected!r} not logged within 10 s"
+        inline(wire, "file:///never-opened.py", 0, 0)  # lets the client read the server's request and reply
+    wire.call("shutdown")
+    wire.notify("exit")
+    assert wire.process.wait(10) == 0
