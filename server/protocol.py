@@ -15,6 +15,8 @@ the behaviour it replaces:
 - a second `initialize` was served again and replaced the settings; it now gets -32600;
 - a $/cancelRequest id or a window/workDoneProgress/cancel token that is a list or an object
   raised TypeError, which showed "Error in server" to the user; it is now logged and ignored;
+- a second `initialized` loaded the model again, so no suggestions came until it finished; it is
+  now logged and ignored;
 - requests after `shutdown` were dropped silently; they now get -32600;
 - requests before `initialize` reached the handlers; they now get -32002 (server not initialized);
 - pygls' own didOpen/didChange/didClose keep a second copy of every document that splits lines
@@ -105,6 +107,7 @@ class TinyCopilotProtocol(LanguageServerProtocol):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.initialize_received = False
+        self.initialized_received = False
         self.exit_code: int | None = None
         """Set when `exit` arrives: 0 after `shutdown`, else 1 (the LSP rule)."""
 
@@ -177,6 +180,11 @@ class TinyCopilotProtocol(LanguageServerProtocol):
             if is_request:
                 self._send_error(message.id, SERVER_NOT_INITIALIZED, f"{method} sent before initialize; send initialize first")
             return
+        elif method == types.INITIALIZED and self.initialized_received:
+            log.warning("initialized arrived a second time; ignoring it")
+            return
+        elif method == types.INITIALIZED:
+            self.initialized_received = True
         elif method in _ID_FIELD_OF_CANCEL and not _is_valid_id(getattr(message.params, _ID_FIELD_OF_CANCEL[method], None)):
             # lsprotocol lets a list or an object through here, and pygls then fails to hash it.
             field = _ID_FIELD_OF_CANCEL[method]

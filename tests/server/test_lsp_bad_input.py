@@ -234,6 +234,13 @@ def test_cancel_with_unhashable_id_is_ignored(wire: WireClient, method: str, par
     assert shown_messages == []
 
 
+def test_second_initialized_keeps_model(wire: WireClient) -> None:
+    wait_for_model(wire)
+    wire.notify("initialized", {})
+    state = wire.call("workspace/executeCommand", {"command": DEBUG_DOCUMENT_COMMAND, "arguments": ["untitled:model-probe", 0, 0]})
+    assert state["result"]["modelReady"], "a second initialized reloaded the model"
+
+
 def test_invalid_notification_is_ignored(wire: WireClient) -> None:
     wire.notify("textDocument/didOpen", {"textDocument": {"uri": "file:///broken.py"}})
     wire.notify("textDocument/didChange", {"textDocument": {"uri": "file:///a.py", "version": 2}, "contentChanges": "x"})
