@@ -17,6 +17,8 @@ the behaviour it replaces:
   raised TypeError, which showed "Error in server" to the user; it is now logged and ignored;
 - a second `initialized` loaded the model again, so no suggestions came until it finished; it is
   now logged and ignored;
+- a write to a closed stdout (broken pipe) left the server running, logging tracebacks for every
+  message; the server now exits (code 1, or 0 after `shutdown`);
 - requests after `shutdown` were dropped silently; they now get -32600;
 - requests before `initialize` reached the handlers; they now get -32002 (server not initialized);
 - pygls' own didOpen/didChange/didClose keep a second copy of every document that splits lines
@@ -27,6 +29,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 from dataclasses import dataclass
 from typing import Any
 
@@ -194,6 +197,17 @@ class TinyCopilotProtocol(LanguageServerProtocol):
             self._send_error(message.id, INVALID_REQUEST, f"{method} sent after shutdown; the server only accepts exit now")
             return
         super().handle_message(message)
+
+    def _send_data(self, data: Any) -> None:
+        try:
+            super()._send_data(data)
+        except BrokenPipeError:
+            # pygls re-raises inside a callback, where nothing stops the server, so it would read on and
+            # log a traceback for every later message. With no way to reply, the server can only exit.
+            log.error("the client closed the server's output (broken pipe); exiting")
+            for handler in logging.getLogger().handlers:
+                handler.flush()
+            os._exit(0 if self._shutdown else 1)  # the codes of an end of input
 
     def send_parse_error(self, exc: Exception) -> None:
         """Answer a body that is not valid JSON (JSON-RPC says: id null)."""

@@ -299,3 +299,20 @@ def test_null_configuration_result_is_logged(untrained_checkpoint: Path, tmp_pat
     wire.call("shutdown")
     wire.notify("exit")
     assert wire.process.wait(10) == 0
+
+
+def test_closed_stdout_ends_the_server(tmp_path: Path) -> None:
+    """An editor that closes the server's stdout but keeps its stdin open must not leave the server running."""
+    log_file = tmp_path / "server.log"
+    command = [sys.executable, "-m", "tiny_copilot.server.cli", "--stdio", "--log-file", str(log_file)]
+    process = subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+    assert process.stdin is not None and process.stdout is not None
+    process.stdout.close()
+    body = b'{"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {"processId": null, "capabilities": {}}}'
+    process.stdin.write(b"Content-Length: %d\r\n\r\n%s" % (len(body), body))
+    process.stdin.flush()
+    try:
+        assert process.wait(10) == 1
+    finally:
+        process.kill()
+    assert "broken pipe" in log_file.read_text()
