@@ -61,10 +61,58 @@ class Document:
             end = start
         self._set_text(self.text[:start] + change.text + self.text[end:])
 
+    def apply_changes(self, changes: list[types.TextDocumentContentChangeEvent], encoding: PositionEncoding) -> None:
+        """Apply the changes of one didChange in order, as if one by one.
+
+        Each change needs the line starts of the text before it, which cost a scan of the whole text.
+        A replace-all or multi-cursor edit can arrive as thousands of changes ordered from the bottom
+        up. A run of range changes that each end on a line above the previous one's start is therefore
+        applied at once, with offsets from the text before the run. This is exact because an edit on a
+        later line never moves an earlier line. Other orders take one scan per change.
+        """
+        index = 0
+        while index < len(changes):
+            # A position past the last line is clamped onto the last line, so it could edit an earlier line.
+            line_count = len(self.starts)
+            run_end = index + 1
+            while run_end < len(changes) and _is_above(changes[run_end], changes[run_end - 1], line_count):
+                run_end += 1
+            if run_end - index == 1:
+                self.apply_change(changes[index], encoding)
+            else:
+                self._apply_descending_run(changes[index:run_end], encoding)  # type: ignore[arg-type]
+            index = run_end
+
+    def _apply_descending_run(self, run: list[types.TextDocumentContentChangePartial], encoding: PositionEncoding) -> None:
+        pieces: list[str] = []
+        copied_to = 0
+        for change in reversed(run):
+            start = self.offset_at(change.range.start, encoding)
+            end = self.offset_at(change.range.end, encoding)
+            pieces += [self.text[copied_to:start], change.text]
+            copied_to = end
+        pieces.append(self.text[copied_to:])
+        self._set_text("".join(pieces))
+
     def _set_text(self, text: str) -> None:
         self.text = text
         self.revision = next(_revisions)
         self._starts = None
+
+
+def _is_above(change: types.TextDocumentContentChangeEvent, previous: types.TextDocumentContentChangeEvent, line_count: int) -> bool:
+    """Return whether both are range changes within the document's `line_count` lines, neither range is
+    reversed, and `change` ends on a line above the one where `previous` starts."""
+    if not isinstance(change, types.TextDocumentContentChangePartial) or not isinstance(previous, types.TextDocumentContentChangePartial):
+        return False
+    for item in (change, previous):
+        if _key(item.range.start) > _key(item.range.end) or item.range.end.line >= line_count:
+            return False
+    return change.range.end.line < previous.range.start.line
+
+
+def _key(position: types.Position) -> tuple[int, int]:
+    return position.line, position.character
 
 
 class DocumentStore:
@@ -83,8 +131,7 @@ class DocumentStore:
         if document is None:
             log.warning("didChange for %s, which is not open; ignoring it", params.text_document.uri)
             return None
-        for change in params.content_changes:
-            document.apply_change(change, encoding)
+        document.apply_changes(list(params.content_changes), encoding)
         document.version = params.text_document.version
         return document
 

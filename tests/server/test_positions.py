@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 from lsprotocol import types
 
@@ -199,3 +199,40 @@ def test_long_line_with_one_emoji_is_fast(encoding: str) -> None:
     # On a shared 2-core machine this took under 0.07 s, and 1.9 s (UTF-16) and 2.8 s (UTF-8) when
     # positions.py looped over the characters in Python.
     assert time.perf_counter() - started < 0.5
+
+
+line_edits = st.tuples(st.integers(0, 8), st.integers(0, 6), st.integers(0, 8), st.integers(0, 6), texts)
+
+
+@settings(max_examples=400)
+@given(text=texts, edits=st.lists(line_edits, max_size=6), descending=st.booleans())
+def test_change_batch_matches_one_by_one(text: str, edits: list, descending: bool) -> None:
+    """didChange with several changes: the batched path must give the text that applying them in order gives."""
+    changes = []
+    for start_line, start_char, end_line, end_char, insert in edits:
+        start, end = sorted([(start_line, start_char), (end_line, end_char)])
+        changes.append(types.TextDocumentContentChangePartial(range=types.Range(start=types.Position(*start), end=types.Position(*end)), text=insert))
+    if descending:
+        changes.sort(key=lambda change: change.range.start.line, reverse=True)
+    one_by_one = Document(uri="file:///t.py", language_id="python", version=1, text=text)
+    for change in changes:
+        one_by_one.apply_change(change, "utf-16")
+    batched = Document(uri="file:///t.py", language_id="python", version=1, text=text)
+    batched.apply_changes(changes, "utf-16")
+    assert batched.text == one_by_one.text
+
+
+def test_replace_all_on_large_document_is_fast() -> None:
+    """A replace-all sends one change per occurrence, from the bottom up, in one didChange."""
+    line = "    total = compute_value(alpha, beta) + gamma\n"
+    document = Document(uri="file:///t.py", language_id="python", version=1, text=line * 100_000)
+    changes = [
+        types.TextDocumentContentChangePartial(range=types.Range(start=types.Position(row, 12), end=types.Position(row, 25)), text="compute_other")
+        for row in range(1999, -1, -1)
+    ]
+    started = time.perf_counter()
+    document.apply_changes(changes, "utf-16")
+    # On a shared 2-core machine: 0.05 s, and 23 s over stdio when each change rescanned the text.
+    assert time.perf_counter() - started < 2.0
+    assert document.text.count("compute_other") == 2000
+    assert document.text.startswith("    total = compute_other(alpha")
