@@ -1,6 +1,7 @@
 """The language server: capabilities, lifecycle and thin handlers for each LSP method.
 
-Methods: inlineCompletion (ghost text) and completion (the same suggestion as a completion item),
+Methods: inlineCompletion (ghost text, continuing the suggest widget's selected item when the client
+names one) and completion (the same suggestion as a completion item),
 incremental document sync, didChangeConfiguration, and, with -vv only, the diagnostic command
 `tinyCopilot.debug.documentState` (workspace/executeCommand), which returns the server's copy of a
 document and the text around a position, so tests can compare it with the client's.
@@ -295,7 +296,8 @@ def _register_documents(server: TinyCopilotServer) -> None:
 def _register_completion(server: TinyCopilotServer) -> None:
     @server.feature(types.TEXT_DOCUMENT_INLINE_COMPLETION, types.InlineCompletionOptions())
     async def inline_completion(ls: TinyCopilotServer, params: types.InlineCompletionParams) -> types.InlineCompletionList:
-        edit = await ls.suggester.suggest(params.text_document.uri, params.position)
+        selected = params.context.selected_completion_info if params.context else None
+        edit = await ls.suggester.suggest(params.text_document.uri, params.position, selected)
         if edit is None:
             return types.InlineCompletionList(items=[])
         return types.InlineCompletionList(items=[types.InlineCompletionItem(insert_text=edit.text, range=edit.range)])

@@ -8,6 +8,7 @@ returned only if the document has not changed since the snapshot.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import time
 from dataclasses import dataclass
@@ -46,6 +47,38 @@ class CursorContext:
     line_ending: LineEnding
 
 
+def with_selected_item(
+    context: CursorContext, selected: types.SelectedCompletionInfo, encoding: PositionEncoding
+) -> CursorContext | None:
+    """Return `context` as if the completion item that the editor's suggest widget selects were accepted.
+
+    The cursor moves to the end of the item's text. None when the item's range is not on the cursor's
+    line or does not contain the cursor, which no editor sends for the word being typed.
+    """
+    line = context.position.line
+    start, end = selected.range.start, selected.range.end
+    if not start.line == end.line == line:
+        return None
+    start_offset = positions.offset_at(context.text, context.starts, line, start.character, encoding)
+    end_offset = positions.offset_at(context.text, context.starts, line, end.character, encoding)
+    if not start_offset <= context.offset <= end_offset:
+        return None
+    item_text = positions.from_lf(positions.to_lf(selected.text), context.line_ending)
+    text = context.text[:start_offset] + item_text + context.text[end_offset:]
+    offset = start_offset + len(item_text)
+    starts = positions.line_starts(text)
+    line, col_units = positions.position_at(text, starts, offset, encoding)
+    return dataclasses.replace(
+        context,
+        text=text,
+        starts=starts,
+        offset=offset,
+        position=types.Position(line=line, character=col_units),
+        text_lf=positions.to_lf(text),
+        offset_lf=positions.offset_to_lf(text, offset),
+    )
+
+
 def cursor_context(document: Document, position: types.Position, encoding: PositionEncoding) -> CursorContext:
     offset = document.offset_at(position, encoding)
     return CursorContext(
@@ -82,13 +115,26 @@ def suggestion_edit(context: CursorContext, text_lf: str, replace_suffix_chars: 
     )
 
 
+def selected_item_edit(
+    context: CursorContext, selected: types.SelectedCompletionInfo, text_lf: str, replace_suffix_chars: int
+) -> Edit | None:
+    """Build the edit that replaces the selected item's range with the item's text and `text_lf` after it.
+
+    The editor shows it only with the item's own range, so a suggestion that replaces text after the
+    cursor (an auto-inserted `)`) cannot be expressed, and None is returned for it.
+    """
+    if replace_suffix_chars > 0:
+        return None
+    item_text = positions.to_lf(selected.text)
+    return Edit(text=positions.from_lf(item_text + text_lf, context.line_ending), range=selected.range)
+
+
 @dataclass
 class _SharedGeneration:
-    """A generation that every request for the same document revision and cursor offset waits for."""
+    """A generation that every request for the same document revision, cursor and model waits for."""
 
-    revision: int
-    offset: int
-    model: LoadedModel
+    key: tuple[object, ...]
+    """Revision, cursor offset, model and the selected completion item, if any."""
     task: asyncio.Future[Suggestion | None]
     waiters: int = 0
 
@@ -107,13 +153,18 @@ class Suggester:
         self._generations: dict[str, _SharedGeneration] = {}
         """The latest generation started for each URI, until it ends."""
 
-    async def suggest(self, uri: str, position: types.Position) -> Edit | None:
+    async def suggest(
+        self, uri: str, position: types.Position, selected: types.SelectedCompletionInfo | None = None
+    ) -> Edit | None:
         """Return the edit for a suggestion at `position`, or None when there is nothing to suggest.
 
         None also covers: the document is not open, the model is not ready, a newer request for
         the same document superseded this one, or the document changed while generating.
         Cancelling the awaiting task ($/cancelRequest) stops the generation within one step, unless
         another request for the same text and cursor waits for it too.
+        `selected` is the item that the editor's suggest widget selects. The suggestion then continues
+        the text with that item accepted, and the edit replaces the item's range with its text and the
+        continuation: VS Code shows ghost text beside an open suggest widget only in that form.
         """
         received = time.perf_counter()
         document = self.documents.get(uri)
@@ -125,11 +176,18 @@ class Suggester:
             log.debug("no suggestion for %s: the model is %s", uri, "loading" if self.slot.loading else "not loaded")
             return None
 
-        context = cursor_context(document, position, self.encoding)
+        document_context = cursor_context(document, position, self.encoding)
+        context = document_context
+        if selected is not None:
+            context = with_selected_item(document_context, selected, self.encoding)
+            if context is None:
+                log.debug("no suggestion for %s: the selected completion item's range does not contain the cursor", uri)
+                return None
         started = time.perf_counter()
         line_start = context.starts[context.position.line]
         log.debug("%s %d:%d text before the cursor on its line: %r", uri, position.line, position.character, context.text[line_start : context.offset])
-        generation = self._join_or_start(context, model)
+        selected_key = None if selected is None else (selected.text, _range_key(selected.range))
+        generation = self._join_or_start(context, model, selected_key)
         generation.waiters += 1
         try:
             # shield: a cancelled request stops the generation only when no other request waits for it.
@@ -150,22 +208,25 @@ class Suggester:
             return None
 
         self._log_request(context, suggestion, started)
+        if selected is not None:
+            return selected_item_edit(document_context, selected, suggestion.text, suggestion.replace_suffix_chars)
         return suggestion_edit(context, suggestion.text, suggestion.replace_suffix_chars, self.encoding)
 
-    def _join_or_start(self, context: CursorContext, model: LoadedModel) -> _SharedGeneration:
+    def _join_or_start(
+        self, context: CursorContext, model: LoadedModel, selected_key: tuple[object, ...] | None
+    ) -> _SharedGeneration:
         """Return the running generation for the same text and cursor, or start one.
+
+        `selected_key` separates prompts built with a selected completion item from those of the document alone.
 
         Editors such as VS Code send textDocument/completion and textDocument/inlineCompletion for the
         same keystroke. Each new job for a URI supersedes the older one, so without sharing, the second
         request would make the first one return an empty result.
         """
         uri = context.uri
+        key = (context.revision, context.offset, model, selected_key)
         current = self._generations.get(uri)
-        if (
-            current is not None
-            and not current.task.done()
-            and (current.revision, current.offset, current.model) == (context.revision, context.offset, model)
-        ):
+        if current is not None and not current.task.done() and current.key == key:
             return current
         task = asyncio.ensure_future(
             self.worker.run(
@@ -174,7 +235,7 @@ class Suggester:
                 is_stale=lambda: self.documents.revision(uri) != context.revision,
             )
         )
-        generation = _SharedGeneration(context.revision, context.offset, model, task)
+        generation = _SharedGeneration(key, task)
         self._generations[uri] = generation
 
         def forget(_: asyncio.Future) -> None:
@@ -197,6 +258,10 @@ class Suggester:
             100 * self.cache_stats.hit_rate,
             self.cache_stats.requests,
         )
+
+
+def _range_key(span: types.Range) -> tuple[int, int, int, int]:
+    return span.start.line, span.start.character, span.end.line, span.end.character
 
 
 def _ms_since(started: float) -> float:

@@ -313,3 +313,50 @@ async def test_cancelled_request_keeps_shared_generation(slow_client: LanguageCl
     inline_outcome, completion_result = await asyncio.gather(inline, completion, return_exceptions=True)
     assert isinstance(inline_outcome, JsonRpcRequestCancelled) or not inline_outcome.items, inline_outcome
     assert completion_result.items, "the completion request lost its suggestion when the other request was cancelled"
+
+
+def units(text: str, encoding: str) -> int:
+    """Length of `text` in the position units of `encoding`."""
+    if encoding == "utf-8":
+        return len(text.encode("utf-8"))
+    if encoding == "utf-16":
+        return len(text.encode("utf-16-le")) // 2
+    return len(text)
+
+
+@pytest.mark.parametrize("line_ending", ["\n", "\r\n"])
+async def test_selected_item_is_extended(client: LanguageClient, line_ending: str) -> None:
+    """With the suggest widget open, VS Code shows only items that keep its item's range and text."""
+    encoding = encoding_of(client.profile)
+    before = 'import json\n\ndef load(path):\n    s = "😀" + json.'.replace("\n", line_ending)
+    typed, item_text = "lo", "loads"
+    uri = f"file:///selected-{len(line_ending)}.py"
+    open_document(client, uri, before + typed + line_ending)
+    line = before.count("\n")
+    start = units(before.rsplit("\n", 1)[-1], encoding)
+    selected = types.SelectedCompletionInfo(
+        range=types.Range(start=types.Position(line, start), end=types.Position(line, start + len(typed))),
+        text=item_text,
+    )
+    params = inline_params(uri, line, start + len(typed))
+    params.context.selected_completion_info = selected
+    result = await client.text_document_inline_completion_async(params)
+
+    # The reference: the same document with the item accepted, asked without a selected item.
+    accepted_uri = f"file:///selected-accepted-{len(line_ending)}.py"
+    open_document(client, accepted_uri, before + item_text + line_ending)
+    expected = await client.text_document_inline_completion_async(inline_params(accepted_uri, line, start + len(item_text)))
+    assert expected.items, "the untrained model produces some text after `json.loads`"
+    assert [item.range for item in result.items] == [selected.range]
+    assert [item.insert_text for item in result.items] == [item_text + expected.items[0].insert_text]
+
+
+async def test_selected_item_elsewhere_gets_nothing(client: LanguageClient) -> None:
+    uri = "file:///selected-elsewhere.py"
+    open_document(client, uri, "import json\nvalue = json.lo\n")
+    params = inline_params(uri, 1, 15)
+    params.context.selected_completion_info = types.SelectedCompletionInfo(
+        range=types.Range(start=types.Position(0, 0), end=types.Position(0, 6)), text="import"
+    )
+    result = await client.text_document_inline_completion_async(params)
+    assert list(result.items) == []
