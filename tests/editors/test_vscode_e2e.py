@@ -19,6 +19,8 @@ from typing import Any
 
 import pytest
 
+from tiny_copilot.model.checkpoint import shipped_checkpoint_path
+
 pytestmark = [pytest.mark.editor, pytest.mark.slow]
 
 REPO = Path(__file__).resolve().parents[2]
@@ -143,6 +145,33 @@ def test_typed_before_ready_shows_ghost(
     assert report["before"] == EXAMPLE + typed
     assert report["ghost"].strip() != ""
     assert report["after"] == report["before"] + report["ghost"]
+
+
+# VS Code's own defaults for what the other tests turn off (see test/codeServer.mjs): the suggest
+# widget opens while typing words, and Enter and Tab act on it when it is open.
+VSCODE_EDITOR_DEFAULTS = {
+    "editor.quickSuggestions": {"other": "on", "comments": "off", "strings": "off"},
+    "editor.suggestOnTriggerCharacters": True,
+    "editor.autoIndent": "full",
+    "editor.autoClosingBrackets": "languageDefined",
+    "editor.autoClosingQuotes": "languageDefined",
+    "editor.autoSurround": "languageDefined",
+}
+
+
+def test_default_editor_settings_keep_enter_and_ghost_text(vsix: Path, tmp_path: Path) -> None:
+    # The extension once forwarded textDocument/completion too: the suggest widget then opened at
+    # every keystroke with the model's suggestion, and Enter after `def mul(a, b):` accepted it
+    # instead of breaking the line.
+    settings = [arg for key, value in VSCODE_EDITOR_DEFAULTS.items() for arg in ("--setting", f"{key}={json.dumps(value)}")]
+    report = drive(vsix, shipped_checkpoint_path(), tmp_path, "editor-defaults", "--type", "def mul(a, b):\nret", *settings)
+
+    assert report.get("error") is None, report
+    # Auto-indent puts the second line in the function body; `ret` opens the widget with `return`.
+    assert report["before"] == EXAMPLE + "def mul(a, b):\n    ret"
+    assert report["ghost"].strip() != ""
+    assert report["after"].startswith(report["before"]), report
+    assert len(report["after"]) > len(report["before"]), report
 
 
 def test_status_shows_error_for_bad_checkpoint(vsix: Path, tmp_path: Path) -> None:

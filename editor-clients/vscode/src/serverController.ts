@@ -156,8 +156,9 @@ export class ServerController implements vscode.Disposable {
     return {
       provideInlineCompletionItems: (document, position, context, token, next) =>
         isEnabledFor(document.languageId) ? next(document, position, context, token) : null,
-      provideCompletionItem: (document, position, context, token, next) =>
-        isEnabledFor(document.languageId) ? next(document, position, context, token) : null,
+      // The ghost text shows the same suggestion. As a completion item it also opened the suggest
+      // widget at every keystroke, and Enter at a line end took that item instead of breaking the line.
+      provideCompletionItem: () => null,
       handleWorkDoneProgress: (token, params, next) => {
         if (params.kind === 'end') {
           // A failed load reports its error with window/showMessage before this end, so keep it.
