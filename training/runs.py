@@ -19,7 +19,7 @@ import os
 import shutil
 import time
 from dataclasses import dataclass
-from pathlib import Path
+from pathlib import Path, PurePath
 from typing import Any
 
 import platformdirs
@@ -424,7 +424,7 @@ def summarize_checkpoint(name: str, checkpoint_dir: Path) -> RunSummary:
     """
     meta = read_checkpoint_meta(checkpoint_dir)
     val = meta.get("val") or {}
-    preset = str(meta.get("preset", "?"))
+    preset = _short_preset(str(meta.get("preset", "?")))
     return RunSummary(
         name=name,
         preset=preset,
@@ -435,6 +435,22 @@ def summarize_checkpoint(name: str, checkpoint_dir: Path) -> RunSummary:
         path=checkpoint_dir,
         shape_options=_shape_options(meta) if preset.endswith("*") else None,
     )
+
+
+FINE_TUNED_PREFIX = "fine-tuned from "
+
+
+def _short_preset(preset: str) -> str:
+    """Name a fine-tune's starting checkpoint by its run folder, not by the full path it had when trained.
+
+    The path is the trainer's own: the shipped model's read "/work/runs/v3/checkpoint", which does not
+    exist on a user's machine and made the table twice as wide.
+    """
+    if not preset.startswith(FINE_TUNED_PREFIX):
+        return preset
+    start = PurePath(preset[len(FINE_TUNED_PREFIX) :])
+    run = start.parent if start.name == "checkpoint" and start.parent.name else start
+    return FINE_TUNED_PREFIX + (run.name or str(start))
 
 
 def _shape_options(meta: dict[str, Any]) -> str | None:

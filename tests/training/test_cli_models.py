@@ -129,3 +129,22 @@ def test_models_explains_changed_preset(small_tokenizer: CodeTokenizer, tmp_path
     by_name = {m["name"]: m for m in json.loads(capsys.readouterr().out)["models"]}
     assert by_name["changed"]["shape_options"] == "--n-layers 3 --seq-len 512"
     assert by_name["plain"]["shape_options"] is None
+
+
+@pytest.mark.parametrize(
+    ("recorded", "shown"),
+    [
+        ("fine-tuned from /home/ada/runs/v3/checkpoint", "fine-tuned from v3"),
+        ("fine-tuned from /home/ada/models/mine", "fine-tuned from mine"),
+        ("fine-tuned from default", "fine-tuned from default"),
+    ],
+)
+def test_models_names_fine_tune_base_by_run(
+    small_tokenizer: CodeTokenizer, tmp_path: Path, capsys, recorded: str, shown: str
+) -> None:
+    _save_run(tmp_path, "tuned", small_tokenizer, {"preset": recorded})
+
+    assert main(["models", "--runs-dir", str(tmp_path), "--json"]) == 0
+
+    listing = json.loads(capsys.readouterr().out)
+    assert next(m for m in listing["models"] if m["name"] == "tuned")["preset"] == shown
