@@ -188,7 +188,7 @@ def _train(
     # 6. Execution plan, measured on a real batch; the clock of the time budget starts here.
     clock_start = time.perf_counter()
     plan, trained = _plan_execution(model, sampler, config, device, group, start_step)
-    say(f"execution: {device.type}, {group.world_size} process(es), {plan.threads} threads each; {plan.reason}")
+    say(f"execution: {device.type}, {group.world_size} process(es), {plan.threads} thread{'' if plan.threads == 1 else 's'} each; {plan.reason}")
     if group.is_distributed:
         trained = DistributedDataParallel(trained, device_ids=[device.index] if device.type == "cuda" else None)
 
