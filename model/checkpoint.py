@@ -91,15 +91,17 @@ def load_checkpoint(path: Path, device: str | torch.device = "cpu", dtype: torch
     if not path.exists() and path.with_name(f"{path.name}.old").is_dir():
         path = path.with_name(f"{path.name}.old")  # a save was interrupted between its two renames
     if not path.is_dir():
+        problem = "is not a folder" if path.exists() else "not found"
         raise CheckpointError(
-            f"checkpoint folder {path} not found; pass the folder that `tiny-copilot train` wrote "
+            f"checkpoint folder {path} {problem}; pass the folder that `tiny-copilot train` wrote "
             "(list them with `tiny-copilot models`)"
         )
     if not (path / CONFIG_FILE).exists() and (path / "checkpoint" / CONFIG_FILE).is_file():
         raise CheckpointError(f"{path} is a training run folder; pass its checkpoint folder {path / 'checkpoint'}")
     for name in (CONFIG_FILE, TOKENIZER_FILE, WEIGHTS_FILE):
         if not (path / name).is_file():
-            raise CheckpointError(f"{path / name} is missing; copy the whole checkpoint folder or retrain")
+            problem = "is not a file" if (path / name).exists() else "is missing"
+            raise CheckpointError(f"{path / name} {problem}; copy the whole checkpoint folder or retrain")
 
     config_data = _read_config(path)
     tokenizer = _read_tokenizer(path)

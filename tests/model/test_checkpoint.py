@@ -53,6 +53,19 @@ def test_missing_folder_names_the_fix(tmp_path: Path) -> None:
         load_checkpoint(tmp_path / "nowhere")
 
 
+def test_file_instead_of_folder_is_named(checkpoint_copy: Path, tmp_path: Path) -> None:
+    # Both were reported as "not found" or "missing", though something exists at the path.
+    not_a_folder = tmp_path / "model.bin"
+    not_a_folder.write_bytes(b"")
+    with pytest.raises(CheckpointError, match=r"model\.bin is not a folder; pass the folder"):
+        load_checkpoint(not_a_folder)
+
+    (checkpoint_copy / "model.safetensors").unlink()
+    (checkpoint_copy / "model.safetensors").mkdir()
+    with pytest.raises(CheckpointError, match=r"model\.safetensors is not a file; copy the whole checkpoint folder"):
+        load_checkpoint(checkpoint_copy)
+
+
 def test_truncated_weights_are_reported(checkpoint_copy: Path) -> None:
     weights = checkpoint_copy / "model.safetensors"
     weights.write_bytes(weights.read_bytes()[:1000])
