@@ -313,6 +313,15 @@ def test_typing_hides_suggestion_that_differs(editor_name: str, tmp_path: Path) 
 
 
 @pytest.mark.parametrize("editor_name", ALL_EDITORS + ["nvim-0.12-extmarks"])
+def test_typing_hides_suggestion_in_split(editor_name: str, tmp_path: Path) -> None:
+    # The buffer is in two windows and the cursor in the second one, which vim.fn.bufwinid() does not return.
+    result = run_scenario(make_editor(editor_name), "type_over_suggestion_in_split", None, tmp_path).result
+    assert result["drawn_after_typing"] is None, result
+    # Tab before the next reply indents: it must not insert the hidden suggestion.
+    assert result["drawn"] not in result["line_after_tab"], result
+
+
+@pytest.mark.parametrize("editor_name", ALL_EDITORS + ["nvim-0.12-extmarks"])
 def test_leaving_insert_mode_cancels_request(editor_name: str, checkpoint: Path, tmp_path: Path) -> None:
     run = run_scenario(make_editor(editor_name), "insert_leave_cancels", checkpoint, tmp_path)
     result = run.result

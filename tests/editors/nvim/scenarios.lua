@@ -230,6 +230,33 @@ function M.type_over_suggestion(t)
   t.record("line_end_drawn_after_typing", t.drawn_text(namespace, hl) or vim.NIL)
 end
 
+-- The same mid-line typing in the lower of two windows on the buffer, with the upper window's
+-- cursor elsewhere, then Tab before the next reply can arrive.
+function M.type_over_suggestion_in_split(t)
+  vim.api.nvim_buf_set_lines(0, -1, -1, false, { "    for line in data:", "        print(line)" })
+  start(t)
+  local namespace, hl = drawing()
+  vim.cmd("split")
+  vim.api.nvim_win_set_cursor(0, { 1, 0 })
+  vim.cmd("wincmd j")
+  vim.api.nvim_win_set_cursor(0, { vim.api.nvim_buf_line_count(0) - 1, 8 })
+  local events_before = #t.request_events
+  t.input("i")
+  local drawn = wait_for_drawn_or_nothing(t, events_before)
+  if not drawn then
+    error("the shipped model suggested nothing at `for |line in data:`", 0)
+  end
+  t.record("drawn", drawn)
+  local typed = drawn:sub(1, 1) == "q" and "z" or "q"
+  t.record("typed", typed)
+  vim.api.nvim_input(typed)
+  t.sleep(20)
+  t.record("drawn_after_typing", t.drawn_text(namespace, hl) or vim.NIL)
+  vim.api.nvim_input("<Tab>")
+  t.sleep(20)
+  t.record("line_after_tab", vim.api.nvim_get_current_line())
+end
+
 -- Leave insert mode while an inline completion request is in flight.
 function M.insert_leave_cancels(t)
   start(t)

@@ -74,7 +74,9 @@ end
 local function forget_stale_item(bufnr)
   local completor = buffers[bufnr] and builtin_completor(bufnr)
   local item = completor and completor.current
-  if not item or vim.fn.bufwinid(bufnr) ~= api.nvim_get_current_win() then
+  -- Check the current window's buffer, not vim.fn.bufwinid(): with the buffer in two windows that
+  -- returns the first one, which need not be the window being typed in.
+  if not item or api.nvim_win_get_buf(0) ~= bufnr then
     return
   end
   local cursor = api.nvim_win_get_cursor(0)
