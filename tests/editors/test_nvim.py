@@ -321,6 +321,17 @@ def test_typing_hides_suggestion_in_split(editor_name: str, tmp_path: Path) -> N
     assert result["drawn"] not in result["line_after_tab"], result
 
 
+def test_accept_after_typing_first_character(tmp_path: Path) -> None:
+    # Neovim 0.12's built-in keeps the rest of a line-end suggestion drawn after its first character
+    # is typed, and its accept replaced the range from before that character.
+    result = run_scenario(make_editor("nvim-0.12"), "type_first_character_then_accept", None, tmp_path).result
+    assert result["drawn_after_typing"] == result["drawn"][1:], result
+    last_line = result["text_after_tab"].split("\n")[-1]
+    assert last_line == "    total = " + result["drawn"], result
+    assert result["cursor_after_tab"][1] == len(last_line.encode("utf-8")), result
+    assert result["messages"] == "", result
+
+
 @pytest.mark.parametrize("editor_name", ALL_EDITORS + ["nvim-0.12-extmarks"])
 def test_leaving_insert_mode_cancels_request(editor_name: str, checkpoint: Path, tmp_path: Path) -> None:
     run = run_scenario(make_editor(editor_name), "insert_leave_cancels", checkpoint, tmp_path)

@@ -257,6 +257,30 @@ function M.type_over_suggestion_in_split(t)
   t.record("line_after_tab", vim.api.nvim_get_current_line())
 end
 
+-- At a line end, type the suggestion's first character, then accept the rest with Tab before the
+-- next reply can arrive.
+function M.type_first_character_then_accept(t)
+  start(t)
+  local namespace, hl = drawing()
+  vim.api.nvim_buf_set_lines(0, -1, -1, false, { "    total = " })
+  vim.api.nvim_win_set_cursor(0, { vim.api.nvim_buf_line_count(0), 0 })
+  local events_before = #t.request_events
+  t.input("A")
+  local drawn = wait_for_drawn_or_nothing(t, events_before)
+  if not drawn then
+    error("the shipped model suggested nothing at `    total = |`", 0)
+  end
+  t.record("drawn", drawn)
+  vim.api.nvim_input(drawn:sub(1, 1))
+  t.sleep(20)
+  t.record("drawn_after_typing", t.drawn_text(namespace, hl) or vim.NIL)
+  vim.api.nvim_input("<Tab>")
+  t.sleep(30)
+  t.record("text_after_tab", t.text())
+  t.record("cursor_after_tab", t.cursor())
+  t.record("messages", vim.api.nvim_exec2("messages", { output = true }).output)
+end
+
 -- Leave insert mode while an inline completion request is in flight.
 function M.insert_leave_cancels(t)
   start(t)

@@ -265,6 +265,24 @@ local function text_after_cursor(item, bufnr)
   return text, row, col
 end
 
+-- Insert the whole of a ranged item. The built-in's own accept replaces the item's range, which
+-- ends where the request was sent, so characters typed since then stayed after the inserted text:
+-- typing `r` at `total = |` with `read_file(path)` drawn, then Tab, gave `total = read_file(path)r`.
+-- The range's own text (a closing bracket that the item types again) now follows the typed
+-- characters and is replaced there.
+local function accept_ranged_item(item, bufnr)
+  local text, row, col = text_after_cursor(item, bufnr)
+  if not text then
+    return
+  end
+  local range = item.range
+  local replaced = range.end_.row == range.start.row and range.end_.col - range.start.col or 0
+  local line = api.nvim_buf_get_lines(bufnr, row, row + 1, false)[1] or ""
+  api.nvim_buf_set_text(bufnr, row, col, row, math.min(col + replaced, #line), suggestion.lines(text))
+  local end_row, end_col = suggestion.position_after(text, row, col)
+  api.nvim_win_set_cursor(0, { end_row + 1, end_col })
+end
+
 --- Accept all of the suggestion, or its first word or line (`part` "word", "line").
 --- Returns false when nothing was shown. The built-in applies the change on the next tick.
 function M.accept(bufnr, part)
@@ -272,6 +290,16 @@ function M.accept(bufnr, part)
     return false
   end
   if part == "all" then
+    local completor = builtin_completor(bufnr)
+    local current = completor and completor.current
+    if current and current.range and type(current.insert_text) == "string" and not current.command then
+      return inline_completion().get({
+        bufnr = bufnr,
+        on_accept = function(item)
+          accept_ranged_item(item, bufnr)
+        end,
+      })
+    end
     return inline_completion().get({ bufnr = bufnr })
   end
   return inline_completion().get({
