@@ -333,6 +333,20 @@ def test_accept_after_typing_first_character(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize("editor_name", ALL_EDITORS + ["nvim-0.12-extmarks"])
+def test_popup_menu_hides_suggestion_that_differs(editor_name: str, tmp_path: Path) -> None:
+    result = run_scenario(make_editor(editor_name), "popup_menu_over_suggestion", None, tmp_path).result
+    suggestion = result["drawn"]
+    typed_texts = [step["line"].removeprefix("    total = ") for step in result["steps"]]
+    # The popup menu inserts words of the sample, such as `import`, which differ from the suggestion.
+    assert any(not suggestion.startswith(typed) for typed in typed_texts), result
+    assert any(step["popup_menu"] for step in result["steps"]), result
+    for step, typed in zip(result["steps"], typed_texts):
+        if step["drawn"] is not None:
+            assert suggestion.startswith(typed), step
+            assert step["drawn"] == suggestion[len(typed) :], step
+
+
+@pytest.mark.parametrize("editor_name", ALL_EDITORS + ["nvim-0.12-extmarks"])
 def test_leaving_insert_mode_cancels_request(editor_name: str, checkpoint: Path, tmp_path: Path) -> None:
     run = run_scenario(make_editor(editor_name), "insert_leave_cancels", checkpoint, tmp_path)
     result = run.result

@@ -281,6 +281,34 @@ function M.type_first_character_then_accept(t)
   t.record("messages", vim.api.nvim_exec2("messages", { output = true }).output)
 end
 
+-- At a line end, step through the popup menu of keyword matches with <C-n>, which fires
+-- TextChangedP but not CursorMovedI. The extmark frontend waits 1 s before it asks again, and the
+-- built-in 200 ms, so every suggestion drawn during the steps is the first one.
+function M.popup_menu_over_suggestion(t)
+  start(t, vim.tbl_extend("force", t.options(), { debounce_ms = 1000 }))
+  local namespace, hl = drawing()
+  vim.api.nvim_buf_set_lines(0, -1, -1, false, { "    total = " })
+  vim.api.nvim_win_set_cursor(0, { vim.api.nvim_buf_line_count(0), 0 })
+  local events_before = #t.request_events
+  t.input("A")
+  local drawn = wait_for_drawn_or_nothing(t, events_before)
+  if not drawn then
+    error("the shipped model suggested nothing at `    total = |`", 0)
+  end
+  t.record("drawn", drawn)
+  local steps = {}
+  for _ = 1, 3 do
+    vim.api.nvim_input("<C-n>")
+    t.sleep(20)
+    steps[#steps + 1] = {
+      line = vim.api.nvim_get_current_line(),
+      popup_menu = vim.fn.pumvisible() == 1,
+      drawn = t.drawn_text(namespace, hl) or vim.NIL,
+    }
+  end
+  t.record("steps", steps)
+end
+
 -- Leave insert mode while an inline completion request is in flight.
 function M.insert_leave_cancels(t)
   start(t)

@@ -234,7 +234,8 @@ function M.attach(bufnr)
   end
   buffers[bufnr] = {}
   local group = api.nvim_create_augroup(AUGROUP, { clear = false })
-  api.nvim_create_autocmd({ "InsertEnter", "TextChangedI", "CursorMovedI" }, {
+  -- With the popup menu visible, a <C-n> that inserts a match fires TextChangedP and neither of the others.
+  api.nvim_create_autocmd({ "InsertEnter", "TextChangedI", "TextChangedP", "CursorMovedI" }, {
     group = group,
     buffer = bufnr,
     desc = "tiny-copilot: request a suggestion after the debounce",

@@ -123,7 +123,9 @@ function M.start(opts)
   -- the new cursor, and one with a range keeps showing its rest after typed characters that differ
   -- from it: typing `x` at `for |line in data:` with `file ` showed `for xfile line in data:`.
   -- This autocmd is defined before the built-in's own, so it runs first and drops such an item.
-  api.nvim_create_autocmd("CursorMovedI", {
+  -- While the popup menu is visible, a <C-n> that inserts a match fires only TextChangedP, which
+  -- the built-in also redraws on: `total = r|` with `read_file(path)` then read `total = returnile(path)`.
+  api.nvim_create_autocmd({ "CursorMovedI", "TextChangedP" }, {
     group = group,
     desc = "tiny-copilot: hide a built-in suggestion that no longer fits the text",
     callback = function(args)
