@@ -125,8 +125,8 @@ def selected_item_edit(
     """
     if replace_suffix_chars > 0:
         return None
-    item_text = positions.to_lf(selected.text)
-    return Edit(text=positions.from_lf(item_text + text_lf, context.line_ending), range=selected.range)
+    # The item's text stays as the client sent it, line endings included: the edit must start with it.
+    return Edit(text=selected.text + positions.from_lf(text_lf, context.line_ending), range=selected.range)
 
 
 @dataclass

@@ -360,3 +360,18 @@ async def test_selected_item_elsewhere_gets_nothing(client: LanguageClient) -> N
     )
     result = await client.text_document_inline_completion_async(params)
     assert list(result.items) == []
+
+
+async def test_selected_item_text_is_kept_verbatim(client: LanguageClient) -> None:
+    # The line endings of an item's text were once rewritten to the document's, so the result no
+    # longer started with the item's text, which VS Code requires.
+    item_text = "loads(x,\r\n    y"
+    uri = "file:///selected-verbatim.py"
+    open_document(client, uri, 'import json\n\ndef load(path):\n    s = "x" + json.lo\n')
+    params = inline_params(uri, 3, 21)
+    params.context.selected_completion_info = types.SelectedCompletionInfo(
+        range=types.Range(start=types.Position(3, 19), end=types.Position(3, 21)), text=item_text
+    )
+    result = await client.text_document_inline_completion_async(params)
+    assert result.items, "the untrained model produces some text after the item"
+    assert result.items[0].insert_text.startswith(item_text), result.items[0].insert_text
