@@ -239,13 +239,7 @@ function M.type_over_suggestion_in_split(t)
   vim.cmd("split")
   vim.api.nvim_win_set_cursor(0, { 1, 0 })
   vim.cmd("wincmd j")
-  vim.api.nvim_win_set_cursor(0, { vim.api.nvim_buf_line_count(0) - 1, 8 })
-  local events_before = #t.request_events
-  t.input("i")
-  local drawn = wait_for_drawn_or_nothing(t, events_before)
-  if not drawn then
-    error("the shipped model suggested nothing at `for |line in data:`", 0)
-  end
+  local drawn = suggestion_at(t, vim.api.nvim_buf_line_count(0) - 1, 8, "i", "for |line in data:")
   t.record("drawn", drawn)
   local typed = drawn:sub(1, 1) == "q" and "z" or "q"
   t.record("typed", typed)
@@ -263,13 +257,7 @@ function M.type_first_character_then_accept(t)
   start(t)
   local namespace, hl = drawing()
   vim.api.nvim_buf_set_lines(0, -1, -1, false, { "    total = " })
-  vim.api.nvim_win_set_cursor(0, { vim.api.nvim_buf_line_count(0), 0 })
-  local events_before = #t.request_events
-  t.input("A")
-  local drawn = wait_for_drawn_or_nothing(t, events_before)
-  if not drawn then
-    error("the shipped model suggested nothing at `    total = |`", 0)
-  end
+  local drawn = suggestion_at(t, vim.api.nvim_buf_line_count(0), 0, "A", "    total = |")
   t.record("drawn", drawn)
   vim.api.nvim_input(drawn:sub(1, 1))
   t.sleep(20)
@@ -288,13 +276,7 @@ function M.popup_menu_over_suggestion(t)
   start(t, vim.tbl_extend("force", t.options(), { debounce_ms = 1000 }))
   local namespace, hl = drawing()
   vim.api.nvim_buf_set_lines(0, -1, -1, false, { "    total = " })
-  vim.api.nvim_win_set_cursor(0, { vim.api.nvim_buf_line_count(0), 0 })
-  local events_before = #t.request_events
-  t.input("A")
-  local drawn = wait_for_drawn_or_nothing(t, events_before)
-  if not drawn then
-    error("the shipped model suggested nothing at `    total = |`", 0)
-  end
+  local drawn = suggestion_at(t, vim.api.nvim_buf_line_count(0), 0, "A", "    total = |")
   t.record("drawn", drawn)
   local steps = {}
   for _ = 1, 3 do
