@@ -241,6 +241,8 @@ function M.type_over_suggestion_in_split(t)
   vim.cmd("wincmd j")
   local drawn = suggestion_at(t, vim.api.nvim_buf_line_count(0) - 1, 8, "i", "for |line in data:")
   t.record("drawn", drawn)
+  t.record("marks", t.marks(namespace))
+  t.record("cursor", t.cursor())
   local typed = drawn:sub(1, 1) == "q" and "z" or "q"
   t.record("typed", typed)
   vim.api.nvim_input(typed)

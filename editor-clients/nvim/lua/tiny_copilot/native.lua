@@ -89,6 +89,36 @@ local function forget_stale_item(bufnr)
   end
 end
 
+-- Draw an item without a range at the cursor of the current window. The built-in draws it at the
+-- cursor of vim.fn.bufwinid(), the first window on the buffer, so with the buffer in two windows the
+-- text showed in the other one, at its cursor.
+local function draw_at_cursor(bufnr)
+  local completor = builtin_completor(bufnr)
+  local item = completor and completor.current
+  local namespace = builtin_namespace()
+  local marks = builtin_marks(bufnr)
+  if not item or item.range or type(item.insert_text) ~= "string" or not namespace or #marks ~= 1 then
+    return
+  end
+  if api.nvim_win_get_buf(0) ~= bufnr or vim.fn.bufwinid(bufnr) == api.nvim_get_current_win() then
+    return
+  end
+  local cursor = api.nvim_win_get_cursor(0)
+  local row, col = cursor[1] - 1, cursor[2]
+  local lines = vim.split(item.insert_text, "\n", { plain = true })
+  local virt_lines = {}
+  for index = 2, #lines do
+    virt_lines[#virt_lines + 1] = { { lines[index], "ComplHint" } }
+  end
+  api.nvim_buf_clear_namespace(bufnr, namespace, 0, -1)
+  api.nvim_buf_set_extmark(bufnr, namespace, row, col, {
+    virt_text = { { lines[1], "ComplHint" } },
+    virt_lines = virt_lines,
+    virt_text_pos = "inline",
+    hl_mode = "combine",
+  })
+end
+
 --- Start using the built-in inline completion. `opts`: client() and is_enabled() callbacks.
 function M.start(opts)
   settings = opts
@@ -183,6 +213,7 @@ local function wrap_requests(client)
         local returned = { inner(err, result, ctx, ...) }
         -- A reply to a request sent before the last keystrokes may not fit the text any more.
         forget_stale_item(target)
+        draw_at_cursor(target)
         return unpack(returned)
       end
     end
