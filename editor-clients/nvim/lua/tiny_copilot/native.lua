@@ -42,7 +42,7 @@ local function cancel_pending(bufnr)
   end
 end
 
--- Where each buffer's items without a range belong: the position of the request that returned them,
+-- The position of the request that returned each buffer's items without a range,
 -- as { row, byte column }.
 local inline_origins = {}
 
