@@ -169,7 +169,7 @@ function M.accept_partial(t)
 end
 
 -- Enter insert mode at (row, col) of the current buffer (1-based row, byte column) and return the
--- suggestion drawn there; a scenario error names `where` when nothing is suggested.
+-- suggestion drawn there. When nothing is suggested, the scenario fails with an error naming `where`.
 local function suggestion_at(t, row, col, keys, where)
   vim.api.nvim_win_set_cursor(0, { row, col })
   local events_before = #t.request_events
@@ -272,7 +272,7 @@ function M.type_first_character_then_accept(t)
 end
 
 -- At a line end, step through the popup menu of keyword matches with <C-n>, which fires
--- TextChangedP but not CursorMovedI. The extmark frontend waits 1 s before it asks again, and the
+-- TextChangedP but not CursorMovedI. The extmark frontend waits 1 s before its next request, and the
 -- built-in 200 ms, so every suggestion drawn during the steps is the first one.
 function M.popup_menu_over_suggestion(t)
   start(t, vim.tbl_extend("force", t.options(), { debounce_ms = 1000 }))
