@@ -117,6 +117,12 @@ class _Candidate:
 class _Collector:
     roots: list[Path] = field(default_factory=list)
     skipped: Counter[str] = field(default_factory=Counter)
+    excluded: list[tuple[Path, str]] = field(default_factory=list)
+    """(root, path relative to it, "/" after a folder) of each file or folder that --exclude left out."""
+
+    def exclude(self, root: Path, path: Path, is_folder: bool) -> None:
+        self.skipped[SKIP_EXCLUDED] += 1
+        self.excluded.append((root, _relative(root, path) + ("/" if is_folder else "")))
 
     def add_root(self, root: Path) -> int:
         if root not in self.roots:
@@ -144,6 +150,7 @@ def build_corpus(
     compile_excludes(excludes)  # rejects an empty pattern before any file is read
     collector = _Collector()
     candidates = list(_expand(list(paths) or default_paths(), excludes, collector))
+    _warn_unused_excludes(excludes, collector)
 
     accepted: list[tuple[_Candidate, str, str, str]] = []
     seen_hashes: set[str] = set()
@@ -195,7 +202,7 @@ def _expand(raw_paths: list[Any], excludes: tuple[str, ...], collector: _Collect
             if match.is_dir():
                 yield from _walk(root_index, root, match, GitignoreRules.above(match), exclude_spec, collector)
             elif _excluded(exclude_spec, root, match, is_folder=False):
-                collector.skipped[SKIP_EXCLUDED] += 1
+                collector.exclude(root, match, is_folder=False)
             else:
                 yield _Candidate(root_index, match, explicit=True)
 
@@ -252,7 +259,9 @@ def _walk(
         if not is_folder and not entry.is_file():
             continue  # sockets, fifos, broken links
         reason = _walk_skip_reason(root, path, is_folder, gitignore, exclude_spec)
-        if reason is not None:
+        if reason == SKIP_EXCLUDED:
+            collector.exclude(root, path, is_folder)
+        elif reason is not None:
             collector.skipped[reason] += 1
         elif is_folder:
             yield from _walk(root_index, root, path, gitignore, exclude_spec, collector)
@@ -279,8 +288,25 @@ def _walk_skip_reason(
 
 
 def _excluded(exclude_spec: GitIgnoreSpec, root: Path, path: Path, is_folder: bool) -> bool:
-    relative = path.relative_to(root).as_posix() if path != root else path.name
-    return exclude_spec.match_file(relative + ("/" if is_folder else ""))
+    return exclude_spec.match_file(_relative(root, path) + ("/" if is_folder else ""))
+
+
+def _relative(root: Path, path: Path) -> str:
+    return path.relative_to(root).as_posix() if path != root else path.name
+
+
+def _warn_unused_excludes(excludes: tuple[str, ...], collector: _Collector) -> None:
+    """Warn about each --exclude pattern that left out nothing: a typo there would train on the files it meant."""
+    for pattern in excludes:
+        if pattern.startswith("!"):
+            continue  # a negation re-includes files, so it never leaves one out
+        specs = {root: compile_excludes(_root_excludes((pattern,), root)) for root in collector.roots}
+        if not any(specs[root].match_file(relative) for root, relative in collector.excluded):
+            log.warning(
+                "--exclude %r matched no file or folder, so it left nothing out; patterns use .gitignore "
+                "syntax relative to each --data folder, such as 'secrets/' or '*.env'",
+                pattern,
+            )
 
 
 def _read_candidate(candidate: _Candidate, rules: FileRules, collector: _Collector) -> tuple[str, str, str] | None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import shutil
 import sysconfig
 from pathlib import Path
@@ -187,6 +188,20 @@ def test_excludes_accept_absolute_paths(project: Path, monkeypatch) -> None:
     assert "pkg/module.py" in paths
     assert corpus.skipped == {"excluded": 3}
     assert corpus.manifest["excludes"] == excludes
+
+
+def test_unused_exclude_is_warned(project: Path, monkeypatch, caplog: pytest.LogCaptureFixture) -> None:
+    # A typo such as `secret/` for `secrets/` left the files in the corpus without a word.
+    write(project / "secrets" / "keys.py", code("keys"))
+    monkeypatch.setenv("HOME", str(project.parent))
+    excludes = ["secret/", "secrets/", "~/project/pkg/", "!pkg/module.py"]
+
+    with caplog.at_level(logging.WARNING, logger="tiny_copilot.training.corpus"):
+        build_corpus([project], excludes=excludes)
+
+    warned = [record.getMessage() for record in caplog.records if "matched no file or folder" in record.getMessage()]
+    assert len(warned) == 1, warned
+    assert "--exclude 'secret/'" in warned[0]
 
 
 def test_exclude_rejects_empty_pattern(project: Path) -> None:
