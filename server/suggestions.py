@@ -52,8 +52,8 @@ def with_selected_item(
 ) -> CursorContext | None:
     """Return `context` as if the completion item that the editor's suggest widget selects were accepted.
 
-    The cursor moves to the end of the item's text. None when the item's range is not on the cursor's
-    line or does not contain the cursor, which no editor sends for the word being typed.
+    The cursor moves to the end of the item's text. Return None when the item's range is not on the
+    cursor's line or does not contain the cursor (Neovim 0.12 sends its visual selection there).
     """
     line = context.position.line
     start, end = selected.range.start, selected.range.end
@@ -219,9 +219,9 @@ class Suggester:
 
         `selected_key` separates prompts built with a selected completion item from those of the document alone.
 
-        Editors such as VS Code send textDocument/completion and textDocument/inlineCompletion for the
-        same keystroke. Each new job for a URI supersedes the older one, so without sharing, the second
-        request would make the first one return an empty result.
+        A client may send textDocument/completion and textDocument/inlineCompletion for the same
+        keystroke, as VS Code does with a plain language client. Each new job for a URI supersedes the
+        older one, so without sharing, the second request would make the first one return an empty result.
         """
         uri = context.uri
         key = (context.revision, context.offset, model, selected_key)

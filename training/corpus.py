@@ -296,7 +296,7 @@ def _relative(root: Path, path: Path) -> str:
 
 
 def _warn_unused_excludes(excludes: tuple[str, ...], collector: _Collector) -> None:
-    """Warn about each --exclude pattern that left out nothing: a typo there would train on the files it meant."""
+    """Warn about each --exclude pattern that left nothing out, because a typo there trains on the files it names."""
     for pattern in excludes:
         if pattern.startswith("!"):
             continue  # a negation re-includes files, so it never leaves one out

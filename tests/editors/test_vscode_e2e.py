@@ -159,7 +159,7 @@ VSCODE_EDITOR_DEFAULTS = {
 }
 
 
-def test_default_editor_settings_keep_enter_and_ghost_text(vsix: Path, tmp_path: Path) -> None:
+def test_editor_defaults_keep_enter(vsix: Path, tmp_path: Path) -> None:
     # The extension once forwarded textDocument/completion too: the suggest widget then opened at
     # every keystroke with the model's suggestion, and Enter after `def mul(a, b):` accepted it
     # instead of breaking the line.

@@ -1,7 +1,8 @@
 -- Suggestions through Neovim's built-in vim.lsp.inline_completion (0.12+). Neovim sends the
 -- requests after a fixed 200 ms debounce and draws the ghost text. This module turns it on for
--- our buffers and adds what the built-in lacks: partial accepts, dismiss, and a guard that
--- cancels requests its debounce timer sends after insert mode was left.
+-- our buffers and adds what the built-in lacks: partial accepts, dismiss, a guard that cancels
+-- requests its debounce timer sends after insert mode was left, and hiding of suggestions that
+-- no longer fit the typed text.
 local compat = require("tiny_copilot.compat")
 local suggestion = require("tiny_copilot.suggestion")
 
@@ -47,7 +48,7 @@ end
 local inline_origins = {}
 
 -- The built-in's state for `bufnr`, or nil. NOTE: `vim.lsp._capability` is private in the
--- 0.12-dev build, so a later Neovim may lack it; then stale items stay until the next reply.
+-- 0.12-dev build, so a later Neovim may lack it. Stale items then stay until the next reply.
 local function builtin_completor(bufnr)
   local ok, capability = pcall(require, "vim.lsp._capability")
   local class = ok and type(capability) == "table" and type(capability.all) == "table" and capability.all.inline_completion
@@ -192,8 +193,8 @@ local function drop_empty_midline_ranges(result, bufnr, encoding)
 end
 
 
--- Wrap our client's request once, so that the built-in's replies pass drop_empty_midline_ranges
--- and forget_stale_item.
+-- Wrap our client's request once, so that the built-in's replies pass drop_empty_midline_ranges,
+-- forget_stale_item and draw_at_cursor.
 local wrapped_clients = setmetatable({}, { __mode = "k" })
 local function wrap_requests(client)
   if not client or wrapped_clients[client] then
