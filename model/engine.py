@@ -3,6 +3,8 @@
 Boundary: token ids in, token ids and text out. The engine has no notion of documents, cursors or
 LSP; the server and the `complete` command build prompts and post-process. Each call reuses the
 cached positions that match the new prompt's longest common prefix and prefills only the rest.
+An engine keeps one cache per caller-chosen key, such as a document, up to `cache_slots` of them
+(see `select_cache`), so switching between files does not prefill each file anew.
 One engine serves one caller at a time. It copies the model's weights when it is built (see
 `GPT.decoding_weights`), so build a new engine after changing them.
 """
@@ -11,13 +13,15 @@ from __future__ import annotations
 
 import bisect
 import time
-from collections.abc import Callable, Sequence
+from collections import OrderedDict
+from collections.abc import Callable, Hashable, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 
 import torch
 
 from .drafts import DraftProposer
+from .kv_cache import KVCache
 from .sampler import SamplingConfig, find_stop, sample_next
 from .tokenizer import CodeTokenizer
 from .transformer import GPT
@@ -56,17 +60,32 @@ class Generation:
     """Guessed tokens that equalled the greedy choice and so cost no decoding step of their own."""
 
 
+@dataclass
+class _CacheSlot:
+    """One key's KV cache, the ids it holds, and its last generation's prompt and output."""
+
+    cache: KVCache
+    cached_ids: list[int]
+    previous_ids: list[int]
+
+
 class Engine:
-    def __init__(self, model: GPT, tokenizer: CodeTokenizer, speculative: bool = True) -> None:
+    def __init__(self, model: GPT, tokenizer: CodeTokenizer, speculative: bool = True, cache_slots: int = 1) -> None:
+        if cache_slots < 1:
+            raise ValueError(f"cache_slots must be at least 1, got {cache_slots}")
         self.model = model.eval()
         self.speculative = speculative
         """Check guessed tokens along with each greedy decoding step (see `generate`)."""
         self.tokenizer = tokenizer
-        self.cache = model.new_cache()
+        self.cache_slots = cache_slots
         self.weights = model.decoding_weights()
+        self.cache = model.new_cache()
         self.cached_ids: list[int] = []
         self._previous_ids: list[int] = []
         """The last generation's prompt and output: the first source of guesses for the next one."""
+        self._cache_key: Hashable = None
+        self._idle_slots: OrderedDict[Hashable, _CacheSlot] = OrderedDict()
+        """The other keys' caches, least recently used first; the current key's lives in the attributes above."""
         self._special_ids = tokenizer.specials.all()
 
     @property
@@ -74,9 +93,31 @@ class Engine:
         return self.model.config.max_seq_len
 
     def reset(self) -> None:
+        """Empty every cache."""
         self.cache.truncate(0)
         self.cached_ids = []
         self._previous_ids = []
+        self._idle_slots.clear()
+
+    def select_cache(self, key: Hashable) -> None:
+        """Make `key`'s cache the one that later calls reuse and extend.
+
+        A key seen before gets its cache back, unless `cache_slots` other keys were used since.
+        A new key takes a fresh cache, or the least recently used one's when all slots are taken.
+        """
+        if key == self._cache_key:
+            return
+        self._idle_slots[self._cache_key] = _CacheSlot(self.cache, self.cached_ids, self._previous_ids)
+        slot = self._idle_slots.pop(key, None)
+        if slot is None:
+            if len(self._idle_slots) >= self.cache_slots:
+                _, slot = self._idle_slots.popitem(last=False)
+                slot.cache.truncate(0)
+                slot.cached_ids, slot.previous_ids = [], []
+            else:
+                slot = _CacheSlot(self.model.new_cache(), [], [])
+        self._cache_key = key
+        self.cache, self.cached_ids, self._previous_ids = slot.cache, slot.cached_ids, slot.previous_ids
 
     @torch.inference_mode()
     def prefill(self, prompt_ids: Sequence[int]) -> tuple[torch.Tensor, int]:

@@ -2,8 +2,9 @@
 
 The LSP server, the `tiny-copilot complete` command and the evaluation all call `Completer.complete`,
 so they share one code path. Callers convert LSP positions and line endings first: `text` uses "\\n"
-line endings and `offset` is a Python str index. One `Completer` owns one `Engine`, whose KV cache
-persists between calls, so it serves one request at a time.
+line endings and `offset` is a Python str index. One `Completer` owns one `Engine`, whose KV caches
+persist between calls, so it serves one request at a time. A caller that completes in several
+documents names each with a `cache_key`, so each keeps its own KV cache and tokenization.
 
 Steps of `complete`: build an SPM prompt within the token budgets (server/prompt.py), choose single-
 or multi-line mode, generate with the mode's stop rule, then clean the text (server/postprocess.py).
@@ -14,7 +15,8 @@ from __future__ import annotations
 import logging
 import re
 import time
-from collections.abc import Callable
+from collections import OrderedDict
+from collections.abc import Callable, Hashable
 from dataclasses import dataclass
 
 import torch
@@ -76,7 +78,8 @@ class Completer:
         self.engine = engine
         self.settings = settings
         self.budget = self._fit_budget(settings)
-        self.encoding_cache = EncodingCache(engine.tokenizer)
+        self._encoding_caches: OrderedDict[Hashable, EncodingCache] = OrderedDict()
+        """Per cache key, least recently used first; as many as the engine has KV caches."""
         self.last_stats: CompletionStats | None = None
         """Diagnostics of the latest completed request; None before the first one."""
 
@@ -91,8 +94,12 @@ class Completer:
         offset: int,
         language_id: str | None = None,
         is_cancelled: Callable[[], bool] | None = None,
+        cache_key: Hashable = None,
     ) -> Suggestion | None:
         """Suggest text to insert at str index `offset` of `text`; None when nothing is worth showing.
+
+        `cache_key` names the document, so that requests alternating between documents each reuse
+        their own document's cached prompt (see `Engine.select_cache`).
 
         Raise ValueError for an offset outside the text and model.engine.GenerationCancelled when
         `is_cancelled` returns True during generation.
@@ -108,7 +115,9 @@ class Completer:
         text = self._replace_surrogates_near(text, offset)
         context = CursorContext.from_text(text, offset, language_id)
         mode = choose_mode(context, settings.multiline)
-        prompt = build_prompt(self.engine.tokenizer, text, offset, self.budget, settings.token_healing, self.encoding_cache)
+        self.engine.select_cache(cache_key)
+        encoding_cache = self._encoding_cache(cache_key)
+        prompt = build_prompt(self.engine.tokenizer, text, offset, self.budget, settings.token_healing, encoding_cache)
         healing = prompt.healing_prefix
 
         def stop_rule(generated: str) -> int | None:
@@ -161,6 +170,15 @@ class Completer:
             mode=mode,
             stop_reason=generation.stop_reason,
         )
+
+    def _encoding_cache(self, key: Hashable) -> EncodingCache:
+        cache = self._encoding_caches.pop(key, None)
+        if cache is None:
+            cache = EncodingCache(self.engine.tokenizer)
+            while len(self._encoding_caches) >= self.engine.cache_slots:
+                self._encoding_caches.popitem(last=False)
+        self._encoding_caches[key] = cache
+        return cache
 
     def _replace_surrogates_near(self, text: str, offset: int) -> str:
         """Replace unpaired surrogates with U+FFFD when the prompt windows around `offset` contain one.

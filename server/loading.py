@@ -22,6 +22,23 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
+DOCUMENT_CACHES = 4
+"""Documents whose KV cache and prompt tokenization the server keeps, the latest used. Switching back
+to one of them reuses its cached prompt: alternating between two files took about 165 ms per request
+with one cache, against 17 ms staying in one file (shipped model, 2-core AMD EPYC)."""
+
+KV_CACHE_BUDGET_BYTES = 96 * 2**20
+"""Memory for all documents' KV caches together; fewer documents keep one when a model needs more.
+A cache is allocated for the model's whole context: 9.4 MB for the shipped model, 16.8 MB for the
+medium preset at 1024 tokens, 302 MB for the small preset at 32768 tokens (one cache then)."""
+
+
+def document_caches(model: Any) -> int:
+    """Return how many documents keep a KV cache for `model` (a GPT) within `KV_CACHE_BUDGET_BYTES`."""
+    c = model.config
+    cache_bytes = 2 * c.n_layers * c.max_seq_len * c.d_model * model.embed.weight.element_size()
+    return max(1, min(DOCUMENT_CACHES, KV_CACHE_BUDGET_BYTES // cache_bytes))
+
 
 class ModelLoadError(Exception):
     """The checkpoint cannot be served; the message names the folder and the fix."""
@@ -37,13 +54,13 @@ class LoadedModel:
     """The `tiny_copilot.model.engine.Engine` whose KV cache the completer reuses."""
 
     def complete(
-        self, text: str, offset: int, language_id: str | None, is_cancelled: IsCancelled
+        self, text: str, offset: int, language_id: str | None, is_cancelled: IsCancelled, uri: str | None = None
     ) -> Suggestion | None:
-        """Run the completer; a generation stopped by `is_cancelled` raises JobCancelled."""
+        """Run the completer with document `uri`'s caches; a generation stopped by `is_cancelled` raises JobCancelled."""
         from tiny_copilot.model.engine import GenerationCancelled
 
         try:
-            return self.completer.complete(text, offset, language_id=language_id, is_cancelled=is_cancelled)
+            return self.completer.complete(text, offset, language_id=language_id, is_cancelled=is_cancelled, cache_key=uri)
         except GenerationCancelled:
             raise JobCancelled() from None
 
@@ -95,7 +112,7 @@ def load_model(cli_checkpoint: Path | None, settings: ServerSettings, is_cancell
         # The error message already gives the repair, so only the folder's origin is added.
         raise ModelLoadError(f"{exc}. {checkpoint_origin(cli_checkpoint, settings)}") from exc
 
-    engine = Engine(checkpoint.model, checkpoint.tokenizer)
+    engine = Engine(checkpoint.model, checkpoint.tokenizer, cache_slots=document_caches(checkpoint.model))
     completer = Completer(engine, settings)
     # The first forward pass allocates buffers and takes several times longer than later ones, so
     # running it here keeps that cost out of the first keystroke's latency. The warm-up checks for

@@ -346,6 +346,8 @@ def _register_debug_command(server: TinyCopilotServer) -> None:
             "jobsSkipped": stats.jobs_skipped,
             "maxConcurrentJobs": stats.max_concurrent,
             "cacheHitRate": ls.suggester.cache_stats.hit_rate,
+            "promptTokens": ls.suggester.cache_stats.prompt_tokens,
+            "reusedTokens": ls.suggester.cache_stats.reused_tokens,
             "meanPromptTokens": ls.suggester.cache_stats.mean_prompt_tokens,
             "handlerLatencyMs": {
                 "p50": ls.suggester.latency.percentile(50),

@@ -230,7 +230,7 @@ class Suggester:
             return current
         task = asyncio.ensure_future(
             self.worker.run(
-                lambda is_cancelled: model.complete(context.text_lf, context.offset_lf, context.language_id, is_cancelled),
+                lambda is_cancelled: model.complete(context.text_lf, context.offset_lf, context.language_id, is_cancelled, uri),
                 key=uri,
                 is_stale=lambda: self.documents.revision(uri) != context.revision,
             )

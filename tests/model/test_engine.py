@@ -55,6 +55,45 @@ def test_cached_generation_equals_fresh_generation(engine: Engine) -> None:
     assert cached.token_ids == fresh.token_ids
 
 
+def test_each_cache_key_keeps_its_own_prefix(untrained_checkpoint) -> None:
+    checkpoint = load_checkpoint(untrained_checkpoint)
+    engine = Engine(checkpoint.model, checkpoint.tokenizer, cache_slots=2)
+    tok = engine.tokenizer
+    first = tok.encode("import json\n\ndef load(path):\n    return json")
+    second = tok.encode("#include <stdio.h>\nint main(void) {\n    printf")
+    config = SamplingConfig(max_new_tokens=6)
+    engine.select_cache("a.py")
+    expected_first = engine.generate(first, config).token_ids
+    engine.select_cache("b.c")
+    expected_second = engine.generate(second, config).token_ids
+
+    # Back in each document, the whole prompt but its last token comes from that document's cache,
+    # and the output is what a fresh cache gives.
+    for key, prompt, expected in (("a.py", first, expected_first), ("b.c", second, expected_second)):
+        engine.select_cache(key)
+        again = engine.generate(prompt, config)
+        assert again.reused_tokens == len(prompt) - 1
+        assert again.token_ids == expected
+
+
+def test_least_recently_used_cache_key_is_dropped(untrained_checkpoint) -> None:
+    checkpoint = load_checkpoint(untrained_checkpoint)
+    engine = Engine(checkpoint.model, checkpoint.tokenizer, cache_slots=2)
+    prompts = {key: engine.tokenizer.encode(f"def {key}(x):\n    return x") for key in ("alpha", "beta", "gamma")}
+    config = SamplingConfig(max_new_tokens=2)
+    for key in ("alpha", "beta", "alpha", "gamma"):
+        engine.select_cache(key)
+        engine.generate(prompts[key], config)
+
+    # beta was used less recently than alpha, so gamma took its cache.
+    engine.select_cache("alpha")
+    assert engine.generate(prompts["alpha"], config).reused_tokens == len(prompts["alpha"]) - 1
+    engine.select_cache("beta")
+    assert engine.generate(prompts["beta"], config).reused_tokens == 0
+    with pytest.raises(ValueError, match="cache_slots"):
+        Engine(checkpoint.model, checkpoint.tokenizer, cache_slots=0)
+
+
 def test_healing_forces_first_token_to_extend_removed_text(engine: Engine) -> None:
     tok = engine.tokenizer
     result = engine.generate(tok.encode("value = sel"), SamplingConfig(max_new_tokens=3), healing_prefix="f")

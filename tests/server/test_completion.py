@@ -13,8 +13,11 @@ import pytest
 import torch
 
 from tiny_copilot.model.checkpoint import load_checkpoint
+from tiny_copilot.model.config import ModelConfig
 from tiny_copilot.model.engine import Engine, GenerationCancelled
+from tiny_copilot.model.transformer import GPT
 from tiny_copilot.server.completion import Completer, Suggestion
+from tiny_copilot.server.loading import DOCUMENT_CACHES, document_caches
 from tiny_copilot.server.settings import ServerSettings
 
 
@@ -210,3 +213,12 @@ def test_trained_healing_mid_word(trained_completer: Completer):
     assert stats is not None
     assert stats.healing_prefix, "a cursor inside a word backs off its last token"
     assert HELD_OUT[:offset].endswith(stats.healing_prefix)
+
+
+def test_document_caches_fit_memory_budget() -> None:
+    shipped_shape = GPT(ModelConfig(vocab_size=512, d_model=192, n_layers=6, n_heads=6, max_seq_len=1024))
+    long_context = GPT(ModelConfig(vocab_size=512, d_model=192, n_layers=6, n_heads=6, max_seq_len=32768))
+
+    assert document_caches(shipped_shape) == DOCUMENT_CACHES
+    # 302 MB for one cache: one document keeps it, as before per-document caches.
+    assert document_caches(long_context) == 1

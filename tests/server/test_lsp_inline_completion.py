@@ -143,6 +143,31 @@ async def test_handler_latency_is_reported(client: LanguageClient) -> None:
     assert 0 < latency["p50"] <= latency["p95"]
 
 
+async def test_switching_documents_keeps_each_cache(client: LanguageClient) -> None:
+    lines = [f"def handler_{i}(request):\n    return request.value + {i}\n" for i in range(40)]
+    documents = {"file:///switch_a.py": "".join(lines) + "x = ", "file:///switch_b.py": "".join(reversed(lines)) + "y = "}
+    for uri, text in documents.items():
+        open_document(client, uri, text)
+        await client.text_document_inline_completion_async(inline_params(uri, 80, 4))
+    before = await document_state(client, "file:///switch_a.py")
+
+    # The user goes back and forth, typing a character in each file: only the new tokens are prefilled.
+    for version, uri in enumerate([*documents, *documents], start=2):
+        end = types.Position(line=80, character=4 + version // 2 - 1)
+        change = types.TextDocumentContentChangePartial(range=types.Range(start=end, end=end), text="1")
+        client.text_document_did_change(
+            types.DidChangeTextDocumentParams(
+                text_document=types.VersionedTextDocumentIdentifier(uri=uri, version=version), content_changes=[change]
+            )
+        )
+        await client.text_document_inline_completion_async(inline_params(uri, 80, end.character + 1))
+
+    after = await document_state(client, "file:///switch_a.py")
+    prompt_tokens = after["promptTokens"] - before["promptTokens"]
+    assert prompt_tokens > 4 * 100
+    assert after["reusedTokens"] - before["reusedTokens"] >= 0.95 * prompt_tokens
+
+
 async def test_crlf_and_lf_give_same_suggestion(client: LanguageClient) -> None:
     lf = "def add(a, b):\n    total = a + b\n    return "
     crlf = lf.replace("\n", "\r\n")
