@@ -211,7 +211,8 @@ class TinyCopilotServer(LanguageServer):
         except JsonRpcException as exc:
             log.warning("workspace/configuration failed: %s", exc)
             return
-        if not isinstance(values, list):
+        # lsprotocol structures the array as a tuple; a result that failed validation stays as sent.
+        if not isinstance(values, (list, tuple)):
             log.warning("workspace/configuration returned %.80s, not an array; using the default settings", json.dumps(values))
             values = None
         self.apply_settings(values[0] if values else None)

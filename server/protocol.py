@@ -153,7 +153,11 @@ class TinyCopilotProtocol(LanguageServerProtocol):
         """
         response_type = self._result_types.pop(data["id"], None) or _GenericResponse
         try:
-            return self._converter.structure(data, response_type)
+            response = self._converter.structure(data, response_type)
+            # cattrs structures an object as the tuple of its keys where an array is expected.
+            if isinstance(getattr(response, "result", None), tuple) and not isinstance(data.get("result"), list):
+                raise TypeError(f"expected an array, found {type(data.get('result')).__name__}")
+            return response
         except (cattrs.BaseValidationError, ValueError, TypeError, KeyError, AttributeError) as exc:
             log.warning("the response to request %r has an invalid result, passed on as is: %s", data["id"], _describe(exc))
             return self._converter.structure(data, _GenericResponse)

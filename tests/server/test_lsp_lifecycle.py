@@ -275,27 +275,53 @@ def test_shutdown_while_model_loads_is_quiet(untrained_checkpoint: Path, tmp_pat
     assert errors == []
 
 
-class NullConfigurationClient(WireClient):
-    """Replies to workspace/configuration with null, where LSP expects an array."""
+class ConfigurationReplyClient(WireClient):
+    """Replies to workspace/configuration with `reply`, where LSP expects an array."""
+
+    def __init__(self, reply: object, *args: object, **kwargs: object) -> None:
+        super().__init__(*args, **kwargs)
+        self.reply = reply
 
     def _answer_server_request(self, message: dict) -> None:
         if message["method"] == "workspace/configuration":
-            self.send({"id": message["id"], "result": None})
+            self.send({"id": message["id"], "result": self.reply})
         else:
             super()._answer_server_request(message)
 
 
-def test_null_configuration_result_is_logged(untrained_checkpoint: Path, tmp_path: Path) -> None:
+@pytest.mark.parametrize(("reply", "shown"), [(None, "null"), ({"maxNewTokens": 3}, '{"maxNewTokens": 3}')])
+def test_configuration_result_that_is_not_an_array_is_logged(
+    untrained_checkpoint: Path, tmp_path: Path, reply: object, shown: str
+) -> None:
     log_file = tmp_path / "server.log"
-    wire = NullConfigurationClient(["--stdio", "-v", "--checkpoint", str(untrained_checkpoint)], log_file=log_file)
+    wire = ConfigurationReplyClient(reply, ["--stdio", "-v", "--checkpoint", str(untrained_checkpoint)], log_file=log_file)
     wire.initialize({"workspace": {"configuration": True}})
     wire.notify("workspace/didChangeConfiguration", {"settings": None})
-    # Without the fallback the response was rejected, and the server waited for it forever without a message.
-    expected = "workspace/configuration returned null, not an array"
+    # Without the fallback a null response was rejected, and the server waited for it forever without
+    # a message; an object was read as the list of its keys, and its first key as the settings.
+    expected = f"workspace/configuration returned {shown}, not an array"
     deadline = time.monotonic() + 10
     while expected not in log_file.read_text():
         assert time.monotonic() < deadline, f"{expected!r} not logged within 10 s"
         inline(wire, "file:///never-opened.py", 0, 0)  # lets the client read the server's request and reply
+    wire.call("shutdown")
+    wire.notify("exit")
+    assert wire.process.wait(10) == 0
+
+
+def test_pulled_settings_are_applied(untrained_checkpoint: Path, tmp_path: Path) -> None:
+    """A client that sends didChangeConfiguration without settings answers workspace/configuration with them."""
+    log_file = tmp_path / "server.log"
+    reply = [{"temperature": "warm"}]
+    wire = ConfigurationReplyClient(reply, ["--stdio", "-v", "--checkpoint", str(untrained_checkpoint)], log_file=log_file)
+    wire.initialize({"workspace": {"configuration": True}})
+    wire.notify("workspace/didChangeConfiguration", {"settings": None})
+    # The invalid value is reported only if the pulled settings were read.
+    deadline = time.monotonic() + 10
+    while not [n for n in wire.notifications if n["method"] == "window/showMessage" and "temperature" in n["params"]["message"]]:
+        assert time.monotonic() < deadline, f"no warning about temperature within 10 s; log:\n{log_file.read_text()}"
+        inline(wire, "file:///never-opened.py", 0, 0)  # lets the client read the server's request and reply
+    assert "not an array" not in log_file.read_text()
     wire.call("shutdown")
     wire.notify("exit")
     assert wire.process.wait(10) == 0
