@@ -188,7 +188,8 @@ def _is_number_in(value: Any, minimum: float, maximum: float) -> bool:
 # Upper limits keep a typo (an extra zero) from stalling the editor; the model's context length
 # lowers the token budgets further at serving time.
 _RULES: dict[str, _Rule] = {
-    "checkpoint": _Rule(["string", "null"], "a checkpoint folder path or null", lambda v: v is None or isinstance(v, str)),
+    # A NUL cannot occur in a path; the warning shows it as \u0000, where the load error would hide it.
+    "checkpoint": _Rule(["string", "null"], "a checkpoint folder path or null", lambda v: v is None or (isinstance(v, str) and "\0" not in v)),
     "max_new_tokens": _int_rule(1, 512),
     "temperature": _Rule(
         "number", "a number from 0 to 2", lambda v: _is_number_in(v, 0.0, 2.0), minimum=0.0, maximum=2.0

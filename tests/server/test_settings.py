@@ -90,6 +90,7 @@ def test_from_json_rejects_non_object():
     ("key", "value", "shown_default"),
     [
         ("checkpoint", 3, "null"),
+        ("checkpoint", "runs/a\0b", "null"),
         ("maxLines", None, "8"),
         ("max_lines", True, "8"),
         ("enabledLanguages", ["python", 1], '["python", "c", "cpp"]'),
