@@ -119,6 +119,14 @@ class Engine:
         self._cache_key = key
         self.cache, self.cached_ids, self._previous_ids = slot.cache, slot.cached_ids, slot.previous_ids
 
+    def drop_cache(self, key: Hashable) -> None:
+        """Forget what `key`'s cache holds, such as the tokens of a document the editor closed."""
+        if key == self._cache_key:
+            self.cache.truncate(0)
+            self.cached_ids, self._previous_ids = [], []
+        else:
+            self._idle_slots.pop(key, None)
+
     @torch.inference_mode()
     def prefill(self, prompt_ids: Sequence[int]) -> tuple[torch.Tensor, int]:
         """Bring the cache to `prompt_ids` and return (logits of the next token, reused token count)."""

@@ -171,6 +171,11 @@ class Completer:
             stop_reason=generation.stop_reason,
         )
 
+    def forget(self, cache_key: Hashable) -> None:
+        """Drop the KV cache and tokenization kept for `cache_key`."""
+        self.engine.drop_cache(cache_key)
+        self._encoding_caches.pop(cache_key, None)
+
     def _encoding_cache(self, key: Hashable) -> EncodingCache:
         cache = self._encoding_caches.pop(key, None)
         if cache is None:

@@ -31,6 +31,10 @@ class JobCancelled(Exception):
     """The job was cancelled or superseded before it started."""
 
 
+class WorkerClosed(RuntimeError):
+    """A job was submitted after `InferenceWorker.close` (the server is shutting down)."""
+
+
 @dataclass
 class _Job(Generic[T]):
     fn: Callable[[IsCancelled], T]
@@ -103,7 +107,7 @@ class InferenceWorker:
         superseded: list[_Job] = []
         with self._condition:
             if self._closed:
-                raise RuntimeError("the inference worker is closed")
+                raise WorkerClosed("the inference worker is closed")
             if key is not None:
                 superseded = [queued for queued in self._queue if queued.key == key]
                 for old in superseded:

@@ -64,6 +64,10 @@ class LoadedModel:
         except GenerationCancelled:
             raise JobCancelled() from None
 
+    def forget(self, uri: str) -> None:
+        """Drop what the caches hold of document `uri` (on the inference thread, like `complete`)."""
+        self.completer.forget(uri)
+
     def with_settings(self, settings: ServerSettings) -> LoadedModel:
         """Return this model with new settings, keeping the engine and its KV cache."""
         from .completion import Completer

@@ -292,6 +292,7 @@ def _register_documents(server: TinyCopilotServer) -> None:
     @server.feature(types.TEXT_DOCUMENT_DID_CLOSE)
     def did_close(ls: TinyCopilotServer, params: types.DidCloseTextDocumentParams) -> None:
         ls.documents.close(params.text_document.uri)
+        ls.start_task(ls.suggester.forget(params.text_document.uri))
 
 
 def _register_completion(server: TinyCopilotServer) -> None:

@@ -18,7 +18,7 @@ from lsprotocol import types
 
 from . import positions
 from .documents import Document, DocumentStore
-from .inference import CacheStats, InferenceWorker, JobCancelled, LatencyStats
+from .inference import CacheStats, InferenceWorker, JobCancelled, LatencyStats, WorkerClosed
 from .loading import LoadedModel, ModelSlot
 from .positions import LineEnding, PositionEncoding
 
@@ -152,6 +152,16 @@ class Suggester:
         """Handler time of the requests that the inference worker completed."""
         self._generations: dict[str, _SharedGeneration] = {}
         """The latest generation started for each URI, until it ends."""
+
+    async def forget(self, uri: str) -> None:
+        """Drop what the model's caches hold of `uri`, a document the editor closed."""
+        model = self.slot.model
+        if model is None:
+            return
+        try:
+            await self.worker.run(lambda is_cancelled: model.forget(uri))
+        except (JobCancelled, WorkerClosed):
+            pass  # the server is shutting down, and the caches go with it
 
     async def suggest(
         self, uri: str, position: types.Position, selected: types.SelectedCompletionInfo | None = None

@@ -94,6 +94,20 @@ def test_least_recently_used_cache_key_is_dropped(untrained_checkpoint) -> None:
         Engine(checkpoint.model, checkpoint.tokenizer, cache_slots=0)
 
 
+def test_dropped_cache_key_reuses_nothing(untrained_checkpoint) -> None:
+    checkpoint = load_checkpoint(untrained_checkpoint)
+    engine = Engine(checkpoint.model, checkpoint.tokenizer, cache_slots=2)
+    prompt = engine.tokenizer.encode("def area(width, height):\n    return width")
+    config = SamplingConfig(max_new_tokens=2)
+    for current in ("other", "closed"):  # drop both an idle key and the current one
+        engine.select_cache("closed")
+        engine.generate(prompt, config)
+        engine.select_cache(current)
+        engine.drop_cache("closed")
+        engine.select_cache("closed")
+        assert engine.generate(prompt, config).reused_tokens == 0
+
+
 def test_healing_forces_first_token_to_extend_removed_text(engine: Engine) -> None:
     tok = engine.tokenizer
     result = engine.generate(tok.encode("value = sel"), SamplingConfig(max_new_tokens=3), healing_prefix="f")

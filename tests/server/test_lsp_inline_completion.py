@@ -168,6 +168,23 @@ async def test_switching_documents_keeps_each_cache(client: LanguageClient) -> N
     assert after["reusedTokens"] - before["reusedTokens"] >= 0.95 * prompt_tokens
 
 
+async def test_closing_a_document_drops_its_cache(client: LanguageClient) -> None:
+    uri = "file:///closed_cache.py"
+    text = "".join(f"def closed_{i}(item):\n    return item * {i}\n" for i in range(20)) + "z = "
+    open_document(client, uri, text)
+    await client.text_document_inline_completion_async(inline_params(uri, 40, 4))
+    client.text_document_did_close(types.DidCloseTextDocumentParams(text_document=types.TextDocumentIdentifier(uri=uri)))
+    open_document(client, uri, text)
+    before = await document_state(client, uri)
+
+    await client.text_document_inline_completion_async(inline_params(uri, 40, 4))
+
+    after = await document_state(client, uri)
+    assert after["promptTokens"] - before["promptTokens"] > 100
+    # Nothing of the closed document was left to reuse (all but one token otherwise).
+    assert after["reusedTokens"] == before["reusedTokens"]
+
+
 async def test_crlf_and_lf_give_same_suggestion(client: LanguageClient) -> None:
     lf = "def add(a, b):\n    total = a + b\n    return "
     crlf = lf.replace("\n", "\r\n")
