@@ -5,7 +5,8 @@ $/cancelRequest are read while a generation runs. A job receives an `is_cancelle
 engine checks before every decoding step; it turns true when
 - the awaiting handler is cancelled ($/cancelRequest makes pygls cancel its asyncio task),
 - a newer job with the same key (the document URI) arrives: editors such as Neovim's built-in
-  inline completion send no $/cancelRequest for the request they stop waiting for,
+  inline completion send no $/cancelRequest for the request they stop waiting for. A job with the
+  same `snapshot` (the same text and cursor) is not outdated by it and keeps its turn,
 - the job's `is_stale` callback returns True because the document changed since the job's snapshot.
 A cancelled job that has not started is answered at once, without touching the model.
 """
@@ -16,7 +17,7 @@ import asyncio
 import logging
 import threading
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Hashable
 from concurrent.futures import Future
 from dataclasses import dataclass, field
 from typing import Generic, TypeVar
@@ -40,11 +41,18 @@ class _Job(Generic[T]):
     fn: Callable[[IsCancelled], T]
     key: str | None
     is_stale: Callable[[], bool] | None
+    snapshot: Hashable | None = None
     future: Future[T] = field(default_factory=Future)
     cancelled: threading.Event = field(default_factory=threading.Event)
 
     def is_cancelled(self) -> bool:
         return self.cancelled.is_set() or (self.is_stale is not None and self.is_stale())
+
+    def supersedes(self, older: _Job) -> bool:
+        """Return whether this job makes `older` outdated: same key, and not the same snapshot."""
+        if self.key is None or older.key != self.key:
+            return False
+        return self.snapshot is None or older.snapshot != self.snapshot
 
 
 @dataclass
@@ -76,14 +84,16 @@ class InferenceWorker:
         fn: Callable[[IsCancelled], T],
         key: str | None = None,
         is_stale: Callable[[], bool] | None = None,
+        snapshot: Hashable | None = None,
     ) -> T:
         """Run `fn(is_cancelled)` on the worker thread and return its result.
 
-        A job with a `key` cancels every queued or running job with the same key. Raises
+        A job with a `key` cancels every queued or running job with the same key, except those with
+        an equal `snapshot` that is not None. Raises
         JobCancelled when the job was cancelled before it started, and whatever `fn` raises
         (the engine raises GenerationCancelled) when it was cancelled while running.
         """
-        job = self._submit(fn, key, is_stale)
+        job = self._submit(fn, key, is_stale, snapshot)
         try:
             return await asyncio.wrap_future(job.future)
         except asyncio.CancelledError:
@@ -102,17 +112,19 @@ class InferenceWorker:
         for job in pending:
             _resolve_cancelled(job)
 
-    def _submit(self, fn: Callable[[IsCancelled], T], key: str | None, is_stale: Callable[[], bool] | None) -> _Job[T]:
-        job = _Job(fn=fn, key=key, is_stale=is_stale)
+    def _submit(
+        self, fn: Callable[[IsCancelled], T], key: str | None, is_stale: Callable[[], bool] | None, snapshot: Hashable | None
+    ) -> _Job[T]:
+        job = _Job(fn=fn, key=key, is_stale=is_stale, snapshot=snapshot)
         superseded: list[_Job] = []
         with self._condition:
             if self._closed:
                 raise WorkerClosed("the inference worker is closed")
             if key is not None:
-                superseded = [queued for queued in self._queue if queued.key == key]
+                superseded = [queued for queued in self._queue if job.supersedes(queued)]
                 for old in superseded:
                     self._queue.remove(old)
-                if self._running is not None and self._running.key == key:
+                if self._running is not None and job.supersedes(self._running):
                     self._running.cancelled.set()
             self._queue.append(job)
             self._condition.notify()

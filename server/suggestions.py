@@ -150,8 +150,9 @@ class Suggester:
         self.cache_stats = CacheStats()
         self.latency = LatencyStats()
         """Handler time of the requests that the inference worker completed."""
-        self._generations: dict[str, _SharedGeneration] = {}
-        """The latest generation started for each URI, until it ends."""
+        self._generations: dict[str, list[_SharedGeneration]] = {}
+        """The running generations of each URI, until they end: more than one only for requests at the
+        same text and cursor whose prompts differ (one names a selected completion item)."""
 
     async def forget(self, uri: str) -> None:
         """Drop what the model's caches hold of `uri`, a document the editor closed."""
@@ -197,7 +198,8 @@ class Suggester:
         line_start = context.starts[context.position.line]
         log.debug("%s %d:%d text before the cursor on its line: %r", uri, position.line, position.character, context.text[line_start : context.offset])
         selected_key = None if selected is None else (selected.text, _range_key(selected.range))
-        generation = self._join_or_start(context, model, selected_key)
+        snapshot = (document_context.revision, document_context.offset)
+        generation = self._join_or_start(context, model, selected_key, snapshot)
         generation.waiters += 1
         try:
             # shield: a cancelled request stops the generation only when no other request waits for it.
@@ -223,34 +225,47 @@ class Suggester:
         return suggestion_edit(context, suggestion.text, suggestion.replace_suffix_chars, self.encoding)
 
     def _join_or_start(
-        self, context: CursorContext, model: LoadedModel, selected_key: tuple[object, ...] | None
+        self,
+        context: CursorContext,
+        model: LoadedModel,
+        selected_key: tuple[object, ...] | None,
+        snapshot: tuple[int, int],
     ) -> _SharedGeneration:
         """Return the running generation for the same text and cursor, or start one.
 
         `selected_key` separates prompts built with a selected completion item from those of the document alone.
+        `snapshot` is the document revision and cursor offset before the item is applied.
 
         A client may send textDocument/completion and textDocument/inlineCompletion for the same
         keystroke, as VS Code does with a plain language client. Each new job for a URI supersedes the
         older one, so without sharing, the second request would make the first one return an empty result.
+        With the suggest widget open, VS Code's inlineCompletion names the selected item and so needs
+        a prompt of its own. Such a job is not outdated by the completion job for the same snapshot,
+        so the worker runs both, one after the other.
         """
         uri = context.uri
         key = (context.revision, context.offset, model, selected_key)
-        current = self._generations.get(uri)
-        if current is not None and not current.task.done() and current.key == key:
-            return current
+        running = self._generations.setdefault(uri, [])
+        for current in running:
+            if not current.task.done() and current.key == key:
+                return current
         task = asyncio.ensure_future(
             self.worker.run(
                 lambda is_cancelled: model.complete(context.text_lf, context.offset_lf, context.language_id, is_cancelled, uri),
                 key=uri,
                 is_stale=lambda: self.documents.revision(uri) != context.revision,
+                snapshot=snapshot,
             )
         )
         generation = _SharedGeneration(key, task)
-        self._generations[uri] = generation
+        running.append(generation)
 
         def forget(_: asyncio.Future) -> None:
-            if self._generations.get(uri) is generation:
-                del self._generations[uri]
+            remaining = [other for other in self._generations.get(uri, []) if other is not generation]
+            if remaining:
+                self._generations[uri] = remaining
+            else:
+                self._generations.pop(uri, None)
 
         task.add_done_callback(forget)
         return generation

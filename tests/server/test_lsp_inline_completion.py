@@ -357,6 +357,35 @@ async def test_cancelled_request_keeps_shared_generation(slow_client: LanguageCl
     assert completion_result.items, "the completion request lost its suggestion when the other request was cancelled"
 
 
+async def test_completion_and_selected_item_both_answered(slow_client: LanguageClient) -> None:
+    """With the suggest widget open, VS Code requests completions again (the list is incomplete) and
+    an inline completion that names the widget's selected item, for the same keystroke. The prompts
+    differ, so the requests cannot share a generation, but neither is outdated, so neither may be emptied."""
+    client = slow_client
+    uri = "file:///widget-open.py"
+    open_document(client, uri, "def main():\n    val")
+    params = inline_params(uri, 1, 7)
+    params.context.selected_completion_info = types.SelectedCompletionInfo(
+        range=types.Range(start=types.Position(1, 4), end=types.Position(1, 7)), text="value"
+    )
+
+    def send(method: str) -> asyncio.Future:
+        if method == types.TEXT_DOCUMENT_INLINE_COMPLETION:
+            return asyncio.wrap_future(client.protocol.send_request(method, params))
+        return asyncio.wrap_future(client.protocol.send_request(method, completion_params(uri, 1, 7)))
+
+    for order in ((types.TEXT_DOCUMENT_COMPLETION, types.TEXT_DOCUMENT_INLINE_COMPLETION), (types.TEXT_DOCUMENT_INLINE_COMPLETION, types.TEXT_DOCUMENT_COMPLETION)):
+        first = send(order[0])
+        await asyncio.sleep(0.05)
+        second = send(order[1])
+        results = dict(zip(order, await asyncio.gather(first, second)))
+
+        assert results[types.TEXT_DOCUMENT_COMPLETION].items, f"completion emptied, order {order}"
+        inline_items = results[types.TEXT_DOCUMENT_INLINE_COMPLETION].items
+        assert inline_items, f"inline completion emptied, order {order}"
+        assert inline_items[0].insert_text.startswith("value")
+
+
 def units(text: str, encoding: str) -> int:
     """Length of `text` in the position units of `encoding`."""
     if encoding == "utf-8":
