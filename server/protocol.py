@@ -104,6 +104,8 @@ class RejectedMessage:
     code: int
     message: str
     jsonrpc: str = "2.0"
+    answer: bool = True
+    """False for a message that must get no reply, such as a response."""
 
 
 class TinyCopilotProtocol(LanguageServerProtocol):
@@ -126,6 +128,10 @@ class TinyCopilotProtocol(LanguageServerProtocol):
         method = data.get("method")
         if data.get("jsonrpc") != self.VERSION or (method is not None and not isinstance(method, str)):
             return _rejected(data, INVALID_REQUEST, 'not a JSON-RPC 2.0 message: "jsonrpc" must be "2.0" and "method" a string')
+        if method is None and ("result" in data or "error" in data) and not _is_valid_id(data.get("id")):
+            # A response is never answered, or two peers that each reject the other's reply would loop.
+            # A client sends id null in its error reply to a server message it could not read.
+            return RejectedMessage(None, None, False, INVALID_REQUEST, f"a response with id {json.dumps(data.get('id'))[:80]} matches no request", answer=False)
         if has_id and not _is_valid_id(data["id"]):
             return RejectedMessage(None, method, method is not None, INVALID_REQUEST, f"invalid request id {data['id']!r}; use an integer or a string")
 
@@ -221,7 +227,7 @@ class TinyCopilotProtocol(LanguageServerProtocol):
     def _reject(self, message: RejectedMessage) -> None:
         log.warning("rejected %s: %s", message.method or "a message", message.message)
         # JSON-RPC answers every invalid request, with id null when its id cannot be read.
-        if message.is_request or message.code == INVALID_REQUEST:
+        if message.answer and (message.is_request or message.code == INVALID_REQUEST):
             self._send_error(message.id, message.code, message.message)
 
     def _send_error(self, msg_id: int | str | None, code: int, text: str) -> None:

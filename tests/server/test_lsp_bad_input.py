@@ -177,6 +177,19 @@ def test_non_message_gets_invalid_request(wire: WireClient, body: bytes) -> None
     assert_still_serving(wire)
 
 
+@pytest.mark.parametrize(
+    "response",
+    [{"id": None, "error": {"code": -32700, "message": "Parse error"}}, {"id": [1], "result": None}, {"id": None, "result": 3}],
+)
+def test_response_with_unusable_id_gets_no_reply(wire: WireClient, response: dict) -> None:
+    """A client's error reply to a message it could not read has id null; answering it could start a loop."""
+    before = len(wire.responses.get(None, {}).get("all", []))
+    wire.send(response)
+    # The server reads messages in order, so a reply to the response would arrive before this answer.
+    assert_still_serving(wire)
+    assert len(wire.responses.get(None, {}).get("all", [])) == before
+
+
 def test_unknown_method_gets_method_not_found(wire: WireClient) -> None:
     response = wire.call("tinyCopilot/noSuchMethod", {"x": 1})
     assert response["error"]["code"] == METHOD_NOT_FOUND
