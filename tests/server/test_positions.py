@@ -205,8 +205,8 @@ line_edits = st.tuples(st.integers(0, 8), st.integers(0, 6), st.integers(0, 8), 
 
 
 @settings(max_examples=400)
-@given(text=texts, edits=st.lists(line_edits, max_size=6), descending=st.booleans())
-def test_change_batch_matches_one_by_one(text: str, edits: list, descending: bool) -> None:
+@given(text=texts, edits=st.lists(line_edits, max_size=6), descending=st.booleans(), encoding=st.sampled_from(["utf-8", "utf-16", "utf-32"]))
+def test_change_batch_matches_one_by_one(text: str, edits: list, descending: bool, encoding: str) -> None:
     """didChange with several changes: the batched path must give the text that applying them in order gives."""
     changes = []
     for start_line, start_char, end_line, end_char, insert in edits:
@@ -216,9 +216,9 @@ def test_change_batch_matches_one_by_one(text: str, edits: list, descending: boo
         changes.sort(key=lambda change: change.range.start.line, reverse=True)
     one_by_one = Document(uri="file:///t.py", language_id="python", version=1, text=text)
     for change in changes:
-        one_by_one.apply_change(change, "utf-16")
+        one_by_one.apply_change(change, encoding)
     batched = Document(uri="file:///t.py", language_id="python", version=1, text=text)
-    batched.apply_changes(changes, "utf-16")
+    batched.apply_changes(changes, encoding)
     assert batched.text == one_by_one.text
 
 
