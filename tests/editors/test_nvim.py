@@ -349,6 +349,16 @@ def test_popup_menu_hides_suggestion_that_differs(editor_name: str, tmp_path: Pa
 
 
 @pytest.mark.parametrize("editor_name", ALL_EDITORS + ["nvim-0.12-extmarks"])
+def test_tab_and_next_key_together(editor_name: str, tmp_path: Path) -> None:
+    # The accept ran on the next tick, after the `;` that arrived with the Tab: the `;` hid the
+    # suggestion, so the line read `    total = ;`.
+    result = run_scenario(make_editor(editor_name), "type_right_after_accept", None, tmp_path).result
+    expected = "    total = " + result["drawn"] + ";"
+    assert result["line"] == expected, result
+    assert result["cursor"][1] == len(expected.encode("utf-8")), result
+
+
+@pytest.mark.parametrize("editor_name", ALL_EDITORS + ["nvim-0.12-extmarks"])
 def test_leaving_insert_mode_cancels_request(editor_name: str, checkpoint: Path, tmp_path: Path) -> None:
     run = run_scenario(make_editor(editor_name), "insert_leave_cancels", checkpoint, tmp_path)
     result = run.result

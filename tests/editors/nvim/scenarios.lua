@@ -293,6 +293,19 @@ function M.popup_menu_over_suggestion(t)
   t.record("steps", steps)
 end
 
+-- At a line end, press Tab and type a character in one batch of input, as when keys arrive
+-- together over a slow terminal connection or while Neovim is busy.
+function M.type_right_after_accept(t)
+  start(t)
+  vim.api.nvim_buf_set_lines(0, -1, -1, false, { "    total = " })
+  local drawn = suggestion_at(t, vim.api.nvim_buf_line_count(0), 0, "A", "    total = |")
+  t.record("drawn", drawn)
+  vim.api.nvim_input("<Tab>;")
+  t.sleep(100)
+  t.record("line", vim.api.nvim_get_current_line())
+  t.record("cursor", t.cursor())
+end
+
 -- Leave insert mode while an inline completion request is in flight.
 function M.insert_leave_cancels(t)
   start(t)

@@ -15,6 +15,28 @@ local DESCRIPTIONS = {
 
 local mapped = {}
 
+-- Functions that a key's <Cmd> result runs, by id. An <expr> mapping may not change the buffer,
+-- and vim.schedule() ran the action only after keys typed right behind it: `<Tab>x` arriving
+-- together inserted the `x` and then found the suggestion gone. A <Cmd> runs in typeahead order.
+local queued = {}
+local last_queued_id = 0
+
+--- Run the function that `id` names once; a <Cmd> returned by our keys calls this.
+function M.run_queued(id)
+  local callback = queued[id]
+  queued[id] = nil
+  if callback then
+    callback()
+  end
+end
+
+-- Keys that run `callback` in typeahead order, after the keys before them and before the ones after.
+local function queue(callback)
+  last_queued_id = last_queued_id + 1
+  queued[last_queued_id] = callback
+  return string.format("<Cmd>lua require('tiny_copilot.keymaps').run_queued(%d)<CR>", last_queued_id)
+end
+
 local function termcodes(keys)
   return vim.api.nvim_replace_termcodes(keys, true, true, true)
 end
@@ -46,8 +68,7 @@ local function fallback(previous, lhs)
     if previous.expr == 1 then
       return previous.callback() or ""
     end
-    vim.schedule(previous.callback)
-    return ""
+    return queue(previous.callback)
   end
   local rhs = previous.rhs or ""
   if previous.expr == 1 then
@@ -62,8 +83,8 @@ local function fallback(previous, lhs)
 end
 
 --- Map `keys` (action -> lhs or false) in `bufnr`. `can_run(action, bufnr)` decides at once
---- whether the key is ours; `run(action, bufnr)` then runs on the next tick, because an
---- <expr> mapping may not change the buffer.
+--- whether the key is ours; `run(action, bufnr)` then runs from a <Cmd> that the key returns,
+--- because an <expr> mapping may not change the buffer.
 function M.attach(bufnr, keys, can_run, run)
   M.detach(bufnr)
   local lhs_list = {}
@@ -78,10 +99,9 @@ function M.attach(bufnr, keys, can_run, run)
         if not can_run(action, bufnr) then
           return fallback(previous, lhs)
         end
-        vim.schedule(function()
+        return queue(function()
           run(action, bufnr)
         end)
-        return ""
       end, { buffer = bufnr, expr = true, silent = true, desc = DESCRIPTIONS[action] })
       lhs_list[#lhs_list + 1] = lhs
     end

@@ -317,38 +317,47 @@ local function accept_ranged_item(item, bufnr)
   api.nvim_win_set_cursor(0, { end_row + 1, end_col })
 end
 
+-- Insert the first word or line of an item (`part` "word", "line") at the cursor.
+local function accept_part(item, bufnr, part)
+  local text, row, col = text_after_cursor(item, bufnr)
+  if not text or text == "" then
+    return
+  end
+  local taken = part == "word" and suggestion.first_word(text) or suggestion.first_line(text)
+  api.nvim_buf_set_text(bufnr, row, col, row, col, suggestion.lines(taken))
+  local end_row, end_col = suggestion.position_after(taken, row, col)
+  api.nvim_win_set_cursor(0, { end_row + 1, end_col })
+end
+
 --- Accept all of the suggestion, or its first word or line (`part` "word", "line").
---- Returns false when nothing was shown. The built-in applies the change on the next tick.
+--- Returns false when nothing was shown. The change is made before this returns, so keys typed
+--- right after the accept key land after the inserted text. The built-in's get() makes it on the
+--- next tick, after such keys, and with `<Tab>;` typed together the `;` hid the suggestion first.
 function M.accept(bufnr, part)
   if not M.visible(bufnr) then
     return false
   end
-  if part == "all" then
-    local completor = builtin_completor(bufnr)
-    local current = completor and completor.current
-    if current and current.range and type(current.insert_text) == "string" and not current.command then
-      return inline_completion().get({
-        bufnr = bufnr,
-        on_accept = function(item)
-          accept_ranged_item(item, bufnr)
-        end,
-      })
-    end
-    return inline_completion().get({ bufnr = bufnr })
+  local function take_part(item)
+    accept_part(item, bufnr, part)
   end
-  return inline_completion().get({
-    bufnr = bufnr,
-    on_accept = function(item)
-      local text, row, col = text_after_cursor(item, bufnr)
-      if not text or text == "" then
-        return
-      end
-      local taken = part == "word" and suggestion.first_word(text) or suggestion.first_line(text)
-      api.nvim_buf_set_text(bufnr, row, col, row, col, suggestion.lines(taken))
-      local end_row, end_col = suggestion.position_after(taken, row, col)
-      api.nvim_win_set_cursor(0, { end_row + 1, end_col })
-    end,
-  })
+
+  local completor = builtin_completor(bufnr)
+  local item = completor and completor.current
+  if not item then
+    -- NOTE: without the built-in's private state, get() applies the item one tick late.
+    return inline_completion().get({ bufnr = bufnr, on_accept = part ~= "all" and take_part or nil })
+  end
+
+  completor:abort()
+  if part ~= "all" then
+    take_part(item)
+  elseif item.range and type(item.insert_text) == "string" and not item.command then
+    accept_ranged_item(item, bufnr)
+  else
+    -- The built-in's own accept: inline items without a range, snippets, and items with a command.
+    completor:accept(item)
+  end
+  return true
 end
 
 --- Hide the suggestion. The built-in has no dismiss call, so its per-buffer state is rebuilt by
