@@ -390,6 +390,19 @@ def test_suggestion_follows_latest_edit(editor_name: str, checkpoint: Path, tmp_
 
 
 @pytest.mark.parametrize("editor_name", ALL_EDITORS)
+def test_killed_server_comes_back(editor_name: str, tmp_path: Path) -> None:
+    result = run_scenario(make_editor(editor_name), "server_killed", None, tmp_path).result
+    # The plugin said so, with the way back, and stopped listing the buffer as attached.
+    reports = [m["message"] for m in result["messages_after_kill"] if m["message"].startswith("tiny-copilot:")]
+    assert any("signal 9" in m and ":TinyCopilot restart" in m for m in reports), result["messages_after_kill"]
+    assert result["attached_after_kill"] == [], result
+    # The first buffer stayed with the dead server and got no suggestions from the new one.
+    assert result["first_buffer_on_new_client"] is True, result
+    assert len(result["attached_later"]) == 2, result
+    assert result["drawn"], result
+
+
+@pytest.mark.parametrize("editor_name", ALL_EDITORS)
 def test_lifecycle_commands_health_teardown(editor_name: str, checkpoint: Path, tmp_path: Path) -> None:
     result = run_scenario(make_editor(editor_name), "lifecycle", checkpoint, tmp_path).result
 

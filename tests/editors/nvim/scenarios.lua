@@ -352,6 +352,43 @@ local function capture_notifications()
   return messages
 end
 
+-- Kill the server while a buffer is attached, open a second file (which starts a new server),
+-- then go back to the first buffer and type.
+function M.server_killed(t)
+  local messages = capture_notifications()
+  local options = t.options()
+  -- The shell records the server's process id, which Neovim 0.12 does not expose.
+  local pid_file = vim.fn.tempname()
+  options.cmd = vim.list_extend({ "sh", "-c", 'echo $$ > "$0"; exec "$@"', pid_file }, options.cmd)
+  start(t, options)
+  local first_buffer = vim.api.nvim_get_current_buf()
+  local first_client = tiny_copilot().status().client_id
+
+  local pid = tonumber(vim.fn.readfile(pid_file)[1])
+  t.record("pid", pid)
+  vim.loop.kill(pid, 9)
+  t.wait_until("the client to notice the exit", function()
+    return not tiny_copilot().status().server_running
+  end, 10000)
+  t.sleep(200)
+  t.record("attached_after_kill", tiny_copilot().status().attached_buffers)
+  t.record("messages_after_kill", vim.deepcopy(messages))
+
+  vim.cmd("edit " .. vim.fn.fnameescape(vim.fn.fnamemodify(vim.api.nvim_buf_get_name(0), ":h") .. "/other.py"))
+  t.wait_until("a new server to attach the second buffer", function()
+    local status = tiny_copilot().status()
+    return status.server_initialized and status.client_id ~= first_client and status.progress.finished >= 1
+  end, 40000)
+  vim.cmd("buffer " .. first_buffer)
+  local client_id = tiny_copilot().status().client_id
+  t.record("first_buffer_on_new_client", vim.tbl_contains(vim.lsp.get_buffers_by_client_id(client_id), first_buffer))
+  t.record("attached_later", tiny_copilot().status().attached_buffers)
+  vim.api.nvim_buf_set_lines(0, -1, -1, false, { "    total = " })
+  local drawn = suggestion_at(t, vim.api.nvim_buf_line_count(0), 0, "A", "    total = |")
+  t.record("drawn", drawn)
+  t.record("messages", messages)
+end
+
 local function health_report()
   vim.cmd("checkhealth tiny_copilot")
   local lines = vim.api.nvim_buf_get_lines(0, 0, -1, false)

@@ -22,6 +22,8 @@ local state = {
   frontend_name = nil,
   enabled = false,
   attached = {},
+  -- Buffers that were attached to a server that exited; the next server started takes them back.
+  orphaned = {},
 }
 
 local function current_buf(bufnr)
@@ -101,9 +103,28 @@ local function detach(bufnr)
   keymaps.detach(bufnr)
 end
 
+-- The server exited on its own: its buffers get no suggestions until a new one serves them.
+local function on_server_exit()
+  for bufnr, _ in pairs(state.attached) do
+    detach(bufnr)
+    state.orphaned[bufnr] = true
+  end
+end
+
 local function maybe_attach(bufnr)
-  if state.options and wants_buffer(bufnr) then
-    server.attach(bufnr)
+  if not state.options or not wants_buffer(bufnr) then
+    return
+  end
+  if not server.attach(bufnr) then
+    return
+  end
+  -- Buffers of a server that exited move to this one.
+  local orphaned = state.orphaned
+  state.orphaned = {}
+  for orphan, _ in pairs(orphaned) do
+    if orphan ~= bufnr and wants_buffer(orphan) and api.nvim_buf_is_loaded(orphan) then
+      server.attach(orphan)
+    end
   end
 end
 
@@ -162,7 +183,7 @@ function M.setup(user_options)
   state.enabled = options.enabled
   state.frontend_name, state.frontend = choose_frontend(options)
   state.frontend.start(frontend_options(options))
-  server.configure(options, on_attach, on_progress_end)
+  server.configure(options, on_attach, on_progress_end, on_server_exit)
 
   local group = compat.augroup(AUGROUP)
   api.nvim_create_autocmd("FileType", {
@@ -199,6 +220,7 @@ function M.teardown()
   state.options = nil
   state.enabled = false
   state.attached = {}
+  state.orphaned = {}
 end
 
 function M.enable()
@@ -228,8 +250,12 @@ function M.restart()
   for _, bufnr in ipairs(buffers) do
     detach(bufnr)
   end
+  for bufnr, _ in pairs(state.orphaned) do
+    buffers[#buffers + 1] = bufnr
+  end
+  state.orphaned = {}
   server.stop(2000)
-  server.configure(state.options, on_attach, on_progress_end)
+  server.configure(state.options, on_attach, on_progress_end, on_server_exit)
   for _, bufnr in ipairs(buffers) do
     maybe_attach(bufnr)
   end

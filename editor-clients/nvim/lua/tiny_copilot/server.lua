@@ -16,6 +16,8 @@ local state = {
   -- $/progress of the running server: reports in progress, reports ended, latest message.
   progress = { active = 0, finished = 0, message = nil },
   on_progress_end = nil,
+  -- Called when the running server exits without stop(); the buffers it served lose it.
+  on_exit = nil,
 }
 
 --- Nearest folder above the buffer's file that contains one of `markers`, else the current
@@ -90,18 +92,22 @@ local function client_config(bufnr)
         return
       end
       state.client_id = nil
-      if code ~= 0 then
-        vim.schedule(function()
+      vim.schedule(function()
+        -- Exit code 0 with a signal is a kill (SIGKILL from the OOM killer, say), so report it too.
+        if code ~= 0 or signal ~= 0 then
           vim.notify(
             string.format(
-              "tiny-copilot: language server exited with code %d (signal %d); see :LspLog, then :TinyCopilot restart",
+              "tiny-copilot: language server exited with code %d (signal %d); :TinyCopilot restart starts it again, and :LspLog shows its output",
               code,
               signal
             ),
             vim.log.levels.ERROR
           )
-        end)
-      end
+        end
+        if state.on_exit then
+          state.on_exit()
+        end
+      end)
     end,
   }
 end
@@ -124,12 +130,14 @@ local function command_missing()
   return true
 end
 
---- Remember the options, the per-buffer attach callback `on_attach(client, bufnr)` and
---- `on_progress_end()`, called when the server ends a progress report (the model is loaded).
-function M.configure(options, on_attach, on_progress_end)
+--- Remember the options, the per-buffer attach callback `on_attach(client, bufnr)`,
+--- `on_progress_end()`, called when the server ends a progress report (the model is loaded),
+--- and `on_exit()`, called when the server exits without stop().
+function M.configure(options, on_attach, on_progress_end, on_exit)
   state.options = options
   state.on_attach = on_attach
   state.on_progress_end = on_progress_end
+  state.on_exit = on_exit
   state.reported_missing_cmd = false
 end
 
@@ -215,6 +223,7 @@ function M.forget()
   state.options = nil
   state.on_attach = nil
   state.on_progress_end = nil
+  state.on_exit = nil
 end
 
 return M
