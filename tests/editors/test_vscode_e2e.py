@@ -78,14 +78,19 @@ def logging_server(tmp_path: Path, log_file: Path, start_delay_s: float = 0) -> 
     """Return a script that runs tiny-copilot-lsp with a debug log in `log_file`, after `start_delay_s`.
 
     The extension passes no logging options, and a failure in CI is hard to explain without
-    the server's side of it.
+    the server's side of it. Each server appends its process id to `server_pids(tmp_path)`.
     """
     log_file.parent.mkdir(parents=True, exist_ok=True)
     script = tmp_path / "tiny-copilot-lsp"
     command = f"exec {shlex.quote(str(SERVER))} -vv --log-file {shlex.quote(str(log_file))}"
-    script.write_text(f'#!/bin/sh\nsleep {start_delay_s}\n{command} "$@"\n', encoding="utf-8")
+    record_pid = f"echo $$ >> {shlex.quote(str(server_pids(tmp_path)))}"
+    script.write_text(f'#!/bin/sh\n{record_pid}\nsleep {start_delay_s}\n{command} "$@"\n', encoding="utf-8")
     script.chmod(0o755)
     return script
+
+
+def server_pids(tmp_path: Path) -> Path:
+    return tmp_path / "server.pids"
 
 
 def drive(vsix: Path, checkpoint: Path, tmp_path: Path, name: str, *args: str, start_delay_s: float = 0) -> dict[str, Any]:
@@ -172,6 +177,25 @@ def test_editor_defaults_keep_enter(vsix: Path, tmp_path: Path) -> None:
     assert report["ghost"].strip() != ""
     assert report["after"].startswith(report["before"]), report
     assert len(report["after"]) > len(report["before"]), report
+
+
+def test_crash_restart_keeps_changed_settings(vsix: Path, tmp_path: Path) -> None:
+    # Python is turned on while VS Code runs, then the server dies and vscode-languageclient starts
+    # a new one. That one got the settings from when the extension started: Python off, no ghost text.
+    report = drive(
+        vsix, shipped_checkpoint_path(), tmp_path, "crash-restart",
+        "--setting", 'tinyCopilot.enabledLanguages=["c"]',
+        "--command", "tiny-copilot: Enable Completions for the Current Language",
+        "--kill-server", str(server_pids(tmp_path)),
+        "--type", "def mul",
+    )  # fmt: skip
+
+    assert report.get("error") is None, report
+    pids = server_pids(tmp_path).read_text(encoding="utf-8").split()
+    assert len(pids) == 2, pids
+    assert report["killed_pid"] == int(pids[0])
+    assert report["ghost"].strip() != ""
+    assert report["after"] == report["before"] + report["ghost"]
 
 
 def test_status_shows_error_for_bad_checkpoint(vsix: Path, tmp_path: Path) -> None:

@@ -130,7 +130,9 @@ export class ServerController implements vscode.Disposable {
       documentSelector: [{ scheme: 'file' }, { scheme: 'untitled' }],
       outputChannel: this.outputChannel,
       traceOutputChannel: this.outputChannel,
-      initializationOptions: readServerSettings(),
+      // A function: after a crash, vscode-languageclient starts a new server and calls it again,
+      // so that server gets the current settings, not those from when this client was created.
+      initializationOptions: () => readServerSettings(),
       middleware: this.createMiddleware(),
     };
     const client = new LanguageClient(CLIENT_ID, CLIENT_NAME, serverOptions, clientOptions);

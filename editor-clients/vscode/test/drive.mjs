@@ -69,6 +69,10 @@ const HELP = `Usage: node drive.mjs --file FILE --type TEXT [options]
   --setting K=JSON    extra user setting, repeatable, e.g. --setting tinyCopilot.maxLines=1
   --timeout-s N       limit for each wait: workbench, server ready, ghost text (default: 60)
   --command TITLE     run this Command Palette command after opening the file, repeatable
+  --kill-server PIDFILE
+                      once the status matches --type-at-status, kill the server whose process
+                      id is the last line of PIDFILE with SIGKILL, as a crash would, and wait
+                      until the server that the extension starts again reports ready
   --stop-at-status RE stop once the status bar item matches the regular expression RE,
                       without typing (checks the error and disabled states)
   --type-at-status RE start typing once the status bar item matches RE (default: ready);
@@ -100,6 +104,7 @@ function parseOptions(argv) {
       'type-at-status': { type: 'string', default: 'ready' },
       'no-retrigger': { type: 'boolean', default: false },
       command: { type: 'string', multiple: true, default: [] },
+      'kill-server': { type: 'string' },
       keep: { type: 'boolean', default: false },
       help: { type: 'boolean', default: false },
     },
@@ -227,6 +232,10 @@ async function main() {
     }
     report.status = await waitForStatus(page, options.stopAtStatus ?? options.typeAtStatus, options.timeoutMs);
     mark('status_shown');
+    if (options['kill-server'] !== undefined) {
+      report.killed_pid = await killServer(page, options['kill-server'], options.timeoutMs);
+      mark('server_restarted');
+    }
     if (options.stopAtStatus !== undefined) {
       await page.screenshot({ path: path.join(options.artifacts, '02-status.png') });
     } else {
@@ -282,6 +291,22 @@ async function typeAndAccept(page, options, workspaceFile, report, mark) {
   report.after = await waitForSave(page, workspaceFile, report.before);
   mark('accepted_and_saved');
   await page.screenshot({ path: path.join(options.artifacts, '03-accepted.png') });
+}
+
+/**
+ * Kill the server whose process id is the last line of `pidFile`, then wait until the status bar
+ * item has left the ready state and come back to it. Return the killed process id.
+ */
+async function killServer(page, pidFile, timeoutMs) {
+  const lines = (await fs.readFile(pidFile, 'utf8')).trim().split('\n');
+  const pid = Number(lines[lines.length - 1]);
+  if (!Number.isInteger(pid) || pid <= 0) {
+    throw new Error(`--kill-server: ${pidFile} does not end with a process id: ${JSON.stringify(lines)}`);
+  }
+  process.kill(pid, 'SIGKILL');
+  await waitForStatus(page, /^(?!.*ready)/, timeoutMs);
+  await waitForStatus(page, /ready/, timeoutMs);
+  return pid;
 }
 
 /** Keep code-server's log and the extension's output channel with the screenshots. */
