@@ -165,6 +165,7 @@ class TinyCopilotServer(LanguageServer):
                 # Settings other than the checkpoint changed while the model was loading.
                 self.start_task(self._update_model_settings(self.settings))
         if token is not None:
+            # The Neovim plugin's :checkhealth reads these two messages (model_state in its init.lua).
             done = "model ready" if model is not None else "model not loaded"
             self.work_done_progress.end(token, types.WorkDoneProgressEnd(message=done))
 

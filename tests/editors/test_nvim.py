@@ -436,6 +436,18 @@ def test_lifecycle_commands_health_teardown(editor_name: str, checkpoint: Path, 
 
 
 @pytest.mark.parametrize("editor_name", ALL_EDITORS)
+def test_health_reports_missing_model(editor_name: str, tmp_path: Path) -> None:
+    # :checkhealth read OK throughout while the server, without a model, could suggest nothing.
+    result = run_scenario(make_editor(editor_name), "health_without_model", None, tmp_path).result
+    errors = [line for line in result["health"] if "ERROR" in line]
+    assert len(errors) == 1, result["health"]
+    assert "the server has no model: tiny-copilot: cannot load the model" in errors[0], errors
+    status = result["status_message"]["message"]
+    assert "model: not loaded" in status, status
+    assert "server error: tiny-copilot: cannot load the model" in status, status
+
+
+@pytest.mark.parametrize("editor_name", ALL_EDITORS)
 def test_config_rejects_bad_options(editor_name: str, tmp_path: Path) -> None:
     result = run_scenario(make_editor(editor_name), "config", None, tmp_path).result
     errors = result["errors"]

@@ -484,6 +484,21 @@ function M.lifecycle(t)
   t.record("tab_line_unmapped", type_on_new_line(t, "<Tab>x"))
 end
 
+-- A --checkpoint folder that does not exist: the server runs, but without a model.
+function M.health_without_model(t)
+  local messages = capture_notifications()
+  local options = t.options()
+  vim.list_extend(options.cmd, { "--checkpoint", vim.fn.tempname() })
+  tiny_copilot().setup(options)
+  t.wait_until("the server to finish loading", function()
+    local status = tiny_copilot().status()
+    return status.server_initialized and status.progress.finished >= 1 and status.progress.active == 0
+  end, 40000)
+  t.record("health", health_report())
+  vim.cmd("TinyCopilot status")
+  t.record("status_message", messages[#messages])
+end
+
 -- Option checks and defaults, without a server.
 function M.config(t)
   local config = require("tiny_copilot.config")

@@ -41,6 +41,23 @@ local function check_command(report, options)
   report.ok("server command: " .. path .. " " .. table.concat(options.cmd, " ", 2))
 end
 
+-- The server stays up without a model when its checkpoint fails to load, and then suggests nothing.
+local function check_model(report, status)
+  local reason = status.server_error or "the server reported no reason; see :LspLog"
+  if status.model == "not loaded" then
+    report.error("the server has no model: " .. reason, {
+      "Fix --checkpoint in cmd or the checkpoint setting, then run :TinyCopilot restart",
+    })
+  elseif status.model == "loading" then
+    report.warn("the server is still loading the model")
+  elseif status.model == "ready" then
+    report.ok("the model is loaded")
+    if status.server_error then
+      report.warn("the server reported: " .. status.server_error)
+    end
+  end
+end
+
 local function check_server(report, status)
   if not status.server_running then
     report.warn(
@@ -64,6 +81,7 @@ local function check_server(report, status)
       "Check that cmd starts tiny-copilot-lsp and not another language server",
     })
   end
+  check_model(report, status)
 end
 
 function M.check()

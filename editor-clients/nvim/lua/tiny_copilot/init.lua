@@ -261,9 +261,25 @@ function M.restart()
   end
 end
 
+-- The server's model, from its progress reports: "loading", "ready", "not loaded", or nil
+-- before the first report.
+local function model_state(progress)
+  if progress.active > 0 then
+    return "loading"
+  end
+  if progress.outcome == "model ready" then
+    return "ready"
+  end
+  if progress.outcome == "model not loaded" then
+    return "not loaded"
+  end
+  return nil
+end
+
 --- A table describing the plugin's state; :TinyCopilot status prints it.
 function M.status()
   local client = server.client()
+  local progress = server.progress()
   local buffers = vim.tbl_keys(state.attached)
   table.sort(buffers)
   return {
@@ -276,7 +292,10 @@ function M.status()
     server_initialized = client ~= nil and client.initialized == true,
     attached_buffers = buffers,
     -- Work-done progress of the server, e.g. { active = 1, message = "loading the model" }.
-    progress = server.progress(),
+    progress = progress,
+    model = client and model_state(progress) or nil,
+    -- The latest error the server reported, such as a checkpoint that failed to load.
+    server_error = client and server.last_error() or nil,
     requests_in_flight = state.frontend and state.frontend.pending_count() or 0,
   }
 end
@@ -297,18 +316,23 @@ function M.show_status()
   end
   local frontend_text = status.frontend == "native" and "Neovim's vim.lsp.inline_completion"
     or "extmark ghost text"
-  vim.notify(
-    table.concat({
-      string.format("tiny-copilot: %s, %s", status.enabled and "enabled" or "disabled", frontend_text),
-      "server: " .. server_text .. "; cmd: " .. table.concat(status.cmd, " "),
-      string.format(
-        "attached buffers: %d; requests in flight: %d",
-        #status.attached_buffers,
-        status.requests_in_flight
-      ),
-    }, "\n"),
-    vim.log.levels.INFO
+  local lines = {
+    string.format("tiny-copilot: %s, %s", status.enabled and "enabled" or "disabled", frontend_text),
+    "server: " .. server_text .. "; cmd: " .. table.concat(status.cmd, " "),
+  }
+  if status.model then
+    lines[#lines + 1] = "model: " .. status.model
+  end
+  if status.server_error then
+    lines[#lines + 1] = "server error: " .. status.server_error
+  end
+  lines[#lines + 1] = string.format(
+    "attached buffers: %d; requests in flight: %d",
+    #status.attached_buffers,
+    status.requests_in_flight
   )
+  local level = status.model == "not loaded" and vim.log.levels.WARN or vim.log.levels.INFO
+  vim.notify(table.concat(lines, "\n"), level)
 end
 
 local function action(name, part)

@@ -13,8 +13,11 @@ local state = {
   on_attach = nil,
   -- The missing-command error is shown once, not on every file opened.
   reported_missing_cmd = false,
-  -- $/progress of the running server: reports in progress, reports ended, latest message.
-  progress = { active = 0, finished = 0, message = nil },
+  -- $/progress of the running server: reports in progress, reports ended, latest message, and
+  -- the message of the latest end ("model ready" or "model not loaded").
+  progress = { active = 0, finished = 0, message = nil, outcome = nil },
+  -- The latest error the running server reported with window/showMessage, or nil.
+  last_error = nil,
   on_progress_end = nil,
   -- Called when the running server exits without stop(); the buffers it served lose it.
   on_exit = nil,
@@ -61,14 +64,28 @@ local function progress_handler(err, result, ctx, handler_config)
     if kind == "begin" then
       progress.active = progress.active + 1
       progress.message = result.value.message or result.value.title
+      -- Our server reports errors only about loading a model, and this load starts afresh.
+      state.last_error = nil
     else
       progress.active = math.max(0, progress.active - 1)
       progress.finished = progress.finished + 1
       progress.message = nil
+      progress.outcome = result.value.message
       if state.on_progress_end then
         state.on_progress_end()
       end
     end
+  end
+  return returned
+end
+
+-- window/showMessage: keep the default handler, which shows the message, and remember the
+-- latest error for :checkhealth and :TinyCopilot status, which a user reads later.
+local function show_message_handler(err, result, ctx, handler_config)
+  local default = vim.lsp.handlers["window/showMessage"]
+  local returned = default and default(err, result, ctx, handler_config)
+  if ctx.client_id == state.client_id and result and result.type == vim.lsp.protocol.MessageType.Error then
+    state.last_error = result.message
   end
   return returned
 end
@@ -81,7 +98,7 @@ local function client_config(bufnr)
     root_dir = find_root(bufnr, options.root_markers),
     init_options = json_object(options.settings),
     settings = { [options.settings_section] = json_object(options.settings) },
-    handlers = { ["$/progress"] = progress_handler },
+    handlers = { ["$/progress"] = progress_handler, ["window/showMessage"] = show_message_handler },
     on_attach = function(client, attached_bufnr)
       if state.on_attach and client.id == state.client_id then
         state.on_attach(client, attached_bufnr)
@@ -141,9 +158,14 @@ function M.configure(options, on_attach, on_progress_end, on_exit)
   state.reported_missing_cmd = false
 end
 
---- Progress reports of the running server: { active, finished, message }.
+--- Progress reports of the running server: { active, finished, message, outcome }.
 function M.progress()
   return vim.deepcopy(state.progress)
+end
+
+--- The latest error message of the running server, or nil.
+function M.last_error()
+  return state.last_error
 end
 
 --- The running client, or nil.
@@ -165,7 +187,8 @@ function M.attach(bufnr)
   end
 
   if not M.client() then
-    state.progress = { active = 0, finished = 0, message = nil }
+    state.progress = { active = 0, finished = 0, message = nil, outcome = nil }
+    state.last_error = nil
   end
 
   if vim.lsp.start then
@@ -206,7 +229,8 @@ end
 function M.stop(wait_ms)
   local client = M.client()
   state.client_id = nil
-  state.progress = { active = 0, finished = 0, message = nil }
+  state.progress = { active = 0, finished = 0, message = nil, outcome = nil }
+  state.last_error = nil
   if not client then
     return
   end
