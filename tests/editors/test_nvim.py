@@ -410,6 +410,7 @@ def test_lifecycle_commands_health_teardown(editor_name: str, checkpoint: Path, 
     assert result["clients_after_second_setup"] == ["tiny_copilot"]
     assert result["same_client_after_second_setup"] is True
     assert result["filetype_autocmds"] == 1
+    assert result["rename_autocmds"] == 1
     assert result["tab_mapping"] == "tiny-copilot: accept the suggestion"
 
     assert "running as client" in result["status_message"]["message"]
@@ -445,6 +446,14 @@ def test_health_reports_missing_model(editor_name: str, tmp_path: Path) -> None:
     status = result["status_message"]["message"]
     assert "model: not loaded" in status, status
     assert "server error: tiny-copilot: cannot load the model" in status, status
+
+
+@pytest.mark.parametrize("editor_name", ALL_EDITORS)
+def test_saveas_keeps_suggestions(editor_name: str, tmp_path: Path) -> None:
+    # Neovim 0.7 never told the server the new name, so it found no such document and suggested nothing.
+    run = run_scenario(make_editor(editor_name), "saveas_then_type", None, tmp_path)
+    assert run.result["drawn"], run.result
+    assert "the document is not open" not in run.server_log
 
 
 @pytest.mark.parametrize("editor_name", ALL_EDITORS)

@@ -433,7 +433,8 @@ function M.lifecycle(t)
   end
   t.record("clients_after_second_setup", names)
   t.record("same_client_after_second_setup", tiny_copilot().status().client_id == first_client)
-  t.record("filetype_autocmds", #vim.api.nvim_get_autocmds({ group = "tiny_copilot" }))
+  t.record("filetype_autocmds", #vim.api.nvim_get_autocmds({ group = "tiny_copilot", event = "FileType" }))
+  t.record("rename_autocmds", #vim.api.nvim_get_autocmds({ group = "tiny_copilot", event = "BufFilePost" }))
   t.record("tab_mapping", buffer_mapping("<Tab>"))
 
   vim.cmd("TinyCopilot status")
@@ -497,6 +498,17 @@ function M.health_without_model(t)
   t.record("health", health_report())
   vim.cmd("TinyCopilot status")
   t.record("status_message", messages[#messages])
+end
+
+-- Rename the attached buffer with :saveas, then ask for a suggestion in it.
+function M.saveas_then_type(t)
+  start(t)
+  vim.cmd("saveas " .. vim.fn.fnameescape(vim.fn.fnamemodify(vim.api.nvim_buf_get_name(0), ":h") .. "/renamed.py"))
+  vim.api.nvim_buf_set_lines(0, -1, -1, false, { "    total = " })
+  local events_before = #t.request_events
+  vim.api.nvim_win_set_cursor(0, { vim.api.nvim_buf_line_count(0), 0 })
+  t.input("A")
+  t.record("drawn", wait_for_drawn_or_nothing(t, events_before) or vim.NIL)
 end
 
 -- Option checks and defaults, without a server.

@@ -82,6 +82,12 @@ function M.byte_col(line, character, client)
   return #line
 end
 
+--- True when Neovim's LSP client tells servers about a renamed buffer itself: 0.8 and later send
+--- didOpen under the new name on the next write (:saveas writes at once), 0.7 sends nothing.
+function M.lsp_reopens_renamed_buffers()
+  return has("nvim-0.8")
+end
+
 --- Create the plugin's augroup from scratch; `desc` on autocmds needs 0.7, which is our floor.
 function M.augroup(name)
   return vim.api.nvim_create_augroup(name, { clear = true })

@@ -75,6 +75,23 @@ local function run(action, bufnr)
   end
 end
 
+-- Follow :saveas and :file on an attached buffer, so that the server has it under its new name.
+local function watch_renames(bufnr)
+  local name = api.nvim_buf_get_name(bufnr)
+  api.nvim_create_autocmd("BufFilePost", {
+    group = AUGROUP,
+    buffer = bufnr,
+    desc = "tiny-copilot: reopen a renamed buffer in the language server",
+    callback = function()
+      local old_name = name
+      name = api.nvim_buf_get_name(bufnr)
+      if state.attached[bufnr] and old_name ~= name then
+        server.reopen_renamed(bufnr, old_name)
+      end
+    end,
+  })
+end
+
 -- Called by the client for every buffer it attaches, once the server is initialized.
 local function on_attach(_, bufnr)
   if not state.options or state.attached[bufnr] then
@@ -83,6 +100,7 @@ local function on_attach(_, bufnr)
   state.attached[bufnr] = true
   state.frontend.attach(bufnr)
   keymaps.attach(bufnr, state.options.keys, can_run, run)
+  watch_renames(bufnr)
 end
 
 -- Requests sent while the model loads get no suggestion; ask again once it is ready, so the
@@ -101,6 +119,7 @@ local function detach(bufnr)
   state.attached[bufnr] = nil
   state.frontend.detach(bufnr)
   keymaps.detach(bufnr)
+  pcall(api.nvim_clear_autocmds, { group = AUGROUP, buffer = bufnr })
 end
 
 -- The server exited on its own: its buffers get no suggestions until a new one serves them.

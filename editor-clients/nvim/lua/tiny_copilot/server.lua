@@ -216,6 +216,40 @@ function M.attach(bufnr)
   return state.client_id
 end
 
+local LINE_ENDINGS = { dos = "\r\n", mac = "\r", unix = "\n" }
+
+-- The buffer's text as Neovim's client sends it in didOpen.
+local function full_text(bufnr)
+  local line_ending = LINE_ENDINGS[vim.bo[bufnr].fileformat] or "\n"
+  local text = table.concat(vim.api.nvim_buf_get_lines(bufnr, 0, -1, true), line_ending)
+  if vim.bo[bufnr].eol then
+    text = text .. line_ending
+  end
+  return text
+end
+
+--- Tell the server that `bufnr`, known to it as `old_name`, is now called by its current name.
+--- Neovim 0.7's client goes on with the new URI in didChange and requests without a didOpen, so
+--- after :saveas the server returned no suggestion: "the document is not open".
+--- Later versions do this themselves, and there this does nothing.
+function M.reopen_renamed(bufnr, old_name)
+  local client = M.client()
+  if compat.lsp_reopens_renamed_buffers() or not client or not vim.lsp.buf_is_attached(bufnr, client.id) then
+    return
+  end
+  local filetype = vim.bo[bufnr].filetype
+  local language_id = client.config.get_language_id and client.config.get_language_id(bufnr, filetype) or filetype
+  client.notify("textDocument/didClose", { textDocument = { uri = vim.uri_from_fname(old_name) } })
+  client.notify("textDocument/didOpen", {
+    textDocument = {
+      uri = vim.uri_from_bufnr(bufnr),
+      languageId = language_id,
+      version = vim.lsp.util.buf_versions[bufnr] or 0,
+      text = full_text(bufnr),
+    },
+  })
+end
+
 --- Buffers attached to the client.
 function M.attached_buffers()
   local client = M.client()
