@@ -456,6 +456,17 @@ def test_saveas_keeps_suggestions(editor_name: str, tmp_path: Path) -> None:
     assert "the document is not open" not in run.server_log
 
 
+@pytest.mark.parametrize("editor_name", ALL_EDITORS + ["nvim-0.12-extmarks"])
+def test_accept_from_expr_mapping(editor_name: str, tmp_path: Path) -> None:
+    # The buffer may not change while an <expr> mapping runs: accept() raised E565 (0.12) or
+    # "Failed to save undo information" (0.7), and the line stayed as it was.
+    result = run_scenario(make_editor(editor_name), "accept_from_expr_mapping", None, tmp_path).result
+    expected = "    total = " + result["drawn"]
+    assert result["messages"].strip() == "", result["messages"]
+    assert result["line"] == expected, result
+    assert result["cursor"][1] == len(expected.encode("utf-8")), result
+
+
 @pytest.mark.parametrize("editor_name", ALL_EDITORS)
 def test_config_rejects_bad_options(editor_name: str, tmp_path: Path) -> None:
     result = run_scenario(make_editor(editor_name), "config", None, tmp_path).result

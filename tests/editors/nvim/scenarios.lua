@@ -511,6 +511,24 @@ function M.saveas_then_type(t)
   t.record("drawn", wait_for_drawn_or_nothing(t, events_before) or vim.NIL)
 end
 
+-- Accept through the Lua function from the user's own <expr> mapping, with a fallback key.
+function M.accept_from_expr_mapping(t)
+  start(t, vim.tbl_extend("force", t.options(), { keys = { accept = false } }))
+  vim.keymap.set("i", "<C-l>", function()
+    if not tiny_copilot().accept() then
+      return "<C-l>"
+    end
+    return ""
+  end, { expr = true })
+  vim.api.nvim_buf_set_lines(0, -1, -1, false, { "    total = " })
+  t.record("drawn", suggestion_at(t, vim.api.nvim_buf_line_count(0), 0, "A", "    total = |"))
+  t.input("<C-l>")
+  t.sleep(100)
+  t.record("line", vim.api.nvim_get_current_line())
+  t.record("cursor", t.cursor())
+  t.record("messages", vim.api.nvim_exec("messages", true))
+end
+
 -- Option checks and defaults, without a server.
 function M.config(t)
   local config = require("tiny_copilot.config")

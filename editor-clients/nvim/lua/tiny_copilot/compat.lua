@@ -88,6 +88,13 @@ function M.lsp_reopens_renamed_buffers()
   return has("nvim-0.8")
 end
 
+--- True while the buffer may not change, as inside an <expr> mapping (E565 on 0.12, "Failed to
+--- save undo information" on 0.7). Making the current window current again is refused then and
+--- does nothing otherwise.
+function M.text_locked()
+  return not pcall(vim.api.nvim_set_current_win, vim.api.nvim_get_current_win())
+end
+
 --- Create the plugin's augroup from scratch; `desc` on autocmds needs 0.7, which is our floor.
 function M.augroup(name)
   return vim.api.nvim_create_augroup(name, { clear = true })

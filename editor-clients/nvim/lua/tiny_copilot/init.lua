@@ -360,6 +360,18 @@ local function action(name, part)
     if not state.frontend or not state.attached[bufnr] then
       return false
     end
+    -- An <expr> mapping may not change the buffer, so an accept from one runs on the next tick,
+    -- as vim.lsp.inline_completion.get() of Neovim 0.12 does.
+    if name == "accept" and compat.text_locked() then
+      if not state.frontend.visible(bufnr) then
+        return false
+      end
+      local frontend = state.frontend
+      vim.schedule(function()
+        frontend.accept(bufnr, part)
+      end)
+      return true
+    end
     if part then
       return state.frontend[name](bufnr, part)
     end
