@@ -306,6 +306,27 @@ function M.type_right_after_accept(t)
   t.record("cursor", t.cursor())
 end
 
+-- Enter insert mode at a line end as soon as the server is initialized, while it loads the model,
+-- and type nothing more.
+function M.type_while_loading(t)
+  tiny_copilot().setup(t.options())
+  t.wait_until("the server to initialize and attach the buffer", function()
+    local status = tiny_copilot().status()
+    return status.server_initialized and #status.attached_buffers == 1
+  end, 40000)
+  vim.api.nvim_buf_set_lines(0, -1, -1, false, { "    total = " })
+  vim.api.nvim_win_set_cursor(0, { vim.api.nvim_buf_line_count(0), 0 })
+  t.input("A")
+  t.record("loads_finished_when_typed", tiny_copilot().status().progress.finished)
+  t.wait_until("the model to load", function()
+    return tiny_copilot().status().progress.finished >= 1
+  end, 40000)
+  local namespace, hl = drawing()
+  -- More than a debounce and a generation after the load.
+  t.sleep(1500)
+  t.record("drawn", t.drawn_text(namespace, hl) or vim.NIL)
+end
+
 -- Leave insert mode while an inline completion request is in flight.
 function M.insert_leave_cancels(t)
   start(t)

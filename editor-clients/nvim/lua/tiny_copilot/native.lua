@@ -1,8 +1,8 @@
 -- Suggestions through Neovim's built-in vim.lsp.inline_completion (0.12+). Neovim sends the
 -- requests after a fixed 200 ms debounce and draws the ghost text. This module turns it on for
 -- our buffers and adds what the built-in lacks: partial accepts, dismiss, a guard that cancels
--- requests its debounce timer sends after insert mode was left, and hiding of suggestions that
--- no longer fit the typed text.
+-- requests its debounce timer sends after insert mode was left, hiding of suggestions that no
+-- longer fit the typed text, and a request once the model has loaded.
 local compat = require("tiny_copilot.compat")
 local suggestion = require("tiny_copilot.suggestion")
 
@@ -11,6 +11,8 @@ local M = {}
 local api = vim.api
 local METHOD = "textDocument/inlineCompletion"
 local AUGROUP = "tiny_copilot_native"
+-- LSP InlineCompletionTriggerKind.Automatic.
+local TRIGGER_AUTOMATIC = 2
 -- Namespace in which vim.lsp.inline_completion draws its extmarks (0.12-dev).
 local BUILTIN_NAMESPACE = "nvim.lsp.inline_completion"
 
@@ -373,6 +375,25 @@ function M.dismiss(bufnr)
     module.enable(true, { bufnr = bufnr })
   end
   return shown
+end
+
+--- Request a suggestion now when insert mode is on in `bufnr` and none is shown or requested.
+--- The built-in requests only after edits and cursor moves, so text typed while the model was
+--- loading got no suggestion until the next key.
+function M.refresh(bufnr)
+  if not buffers[bufnr] or not settings.is_enabled() then
+    return
+  end
+  if api.nvim_get_current_buf() ~= bufnr or api.nvim_get_mode().mode:sub(1, 1) ~= "i" then
+    return
+  end
+  if M.visible(bufnr) or M.pending_count() > 0 then
+    return
+  end
+  local completor = builtin_completor(bufnr)
+  if completor and type(completor.request) == "function" then
+    completor:request(TRIGGER_AUTOMATIC)
+  end
 end
 
 --- Show the next suggestion when the server sent several.
