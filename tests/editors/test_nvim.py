@@ -498,6 +498,11 @@ def test_config_rejects_bad_options(editor_name: str, tmp_path: Path) -> None:
     assert result["resolved"]["filetypes"] == ["lua"]
     assert result["resolved"]["keys"]["dismiss"] is False
     assert result["resolved"]["keys"]["accept"] == "<Tab>"
+    # Neovim 0.7's vim.deepcopy raised "Cannot deepcopy object of type userdata" on vim.NIL.
+    assert result["null_setting_error"] is None
+    assert result["null_setting_kept"] is True
+    assert result["null_setting_setup"] is True
+    assert "filetypes: no_such_filetype" in "\n".join(result["null_setting_health"])
     assert "setup() has not been called" in "\n".join(result["health"])
 
 

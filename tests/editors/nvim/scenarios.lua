@@ -570,6 +570,15 @@ function M.config(t)
   end
   t.record("errors", errors)
   t.record("resolved", config.resolve({ keys = { dismiss = false }, filetypes = { "lua" } }))
+  -- vim.NIL is how Lua spells JSON null, e.g. the checkpoint setting's "serve the shipped model".
+  local ok, resolved = pcall(config.resolve, { settings = { checkpoint = vim.NIL, maxLines = 2 } })
+  t.record("null_setting_error", ok and vim.NIL or resolved)
+  t.record("null_setting_kept", ok and resolved.settings.checkpoint == vim.NIL and resolved.settings.maxLines == 2)
+  -- :checkhealth copies the options too; no buffer has this filetype, so no server starts.
+  local set_up = pcall(tiny_copilot().setup, { settings = { checkpoint = vim.NIL }, filetypes = { "no_such_filetype" } })
+  t.record("null_setting_setup", set_up)
+  t.record("null_setting_health", health_report())
+  tiny_copilot().teardown()
   t.record("health", health_report())
 end
 

@@ -114,6 +114,19 @@ local function validate(options)
   end
 end
 
+--- A deep copy that keeps vim.NIL (JSON null in settings) as it is: the vim.deepcopy of Neovim
+--- 0.7 raises "Cannot deepcopy object of type userdata" on it.
+function M.copy(value)
+  if type(value) ~= "table" then
+    return value
+  end
+  local result = {}
+  for key, item in pairs(value) do
+    result[key] = M.copy(item)
+  end
+  return setmetatable(result, getmetatable(value))
+end
+
 --- Merge user options over the defaults and validate the result.
 --- Raises an error naming the offending option; never returns a partly valid table.
 ---@param user table|nil
@@ -132,12 +145,12 @@ function M.resolve(user)
   end
 
   -- Lists replace the default lists whole, so { filetypes = { "lua" } } does not keep "*".
-  local options = vim.deepcopy(M.defaults)
+  local options = M.copy(M.defaults)
   for key, value in pairs(user) do
     if key == "keys" then
       options.keys = vim.tbl_extend("force", options.keys, value)
     else
-      options[key] = vim.deepcopy(value)
+      options[key] = M.copy(value)
     end
   end
 

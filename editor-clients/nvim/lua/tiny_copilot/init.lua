@@ -393,7 +393,7 @@ M.current = action("current")
 
 --- The options in force (a copy), or nil before setup().
 function M.options()
-  return state.options and vim.deepcopy(state.options) or nil
+  return state.options and config.copy(state.options) or nil
 end
 
 return M
