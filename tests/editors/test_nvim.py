@@ -349,6 +349,19 @@ def test_popup_menu_hides_suggestion_that_differs(editor_name: str, tmp_path: Pa
 
 
 @pytest.mark.parametrize("editor_name", ALL_EDITORS + ["nvim-0.12-extmarks"])
+def test_crlf_multiline_accept(editor_name: str, tmp_path: Path) -> None:
+    # The server writes line breaks as "\r\n" in a CRLF file; they were drawn as ^M and each
+    # accepted line but the last ended with a "\r" (saved as "\r\r\n").
+    result = run_scenario(make_editor(editor_name), "crlf_multiline_accept", None, tmp_path).result
+    drawn = result["drawn"]
+    assert "\n" in drawn, f"the shipped model suggested one line, so the test proves nothing: {drawn!r}"
+    assert "\r" not in drawn and "^M" not in drawn, drawn
+    row, col = result["cursor_before"]
+    assert result["text_after"] == insert_at(result["text_before"], row, col, drawn)
+    assert "\r" not in result["text_after"]
+
+
+@pytest.mark.parametrize("editor_name", ALL_EDITORS + ["nvim-0.12-extmarks"])
 def test_tab_and_next_key_together(editor_name: str, tmp_path: Path) -> None:
     # The accept ran on the next tick, after the `;` that arrived with the Tab: the `;` hid the
     # suggestion, so the line read `    total = ;`.

@@ -293,6 +293,19 @@ function M.popup_menu_over_suggestion(t)
   t.record("steps", steps)
 end
 
+-- In a file with CRLF line endings ('fileformat' dos), accept a multi-line suggestion on a new
+-- line in a `with` block.
+function M.crlf_multiline_accept(t)
+  vim.bo.fileformat = "dos"
+  vim.cmd("write")
+  start(t)
+  t.record("drawn", suggestion_at(t, 5, 0, "o", "o under `with open(path) as handle:`"))
+  t.record("text_before", t.text())
+  t.record("cursor_before", t.cursor())
+  press_and_wait_for_change(t, "<Tab>")
+  t.record("text_after", t.text())
+end
+
 -- At a line end, press Tab and type a character in one batch of input, as when keys arrive
 -- together over a slow terminal connection or while Neovim is busy.
 function M.type_right_after_accept(t)

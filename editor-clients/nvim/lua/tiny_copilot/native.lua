@@ -195,8 +195,25 @@ local function drop_empty_midline_ranges(result, bufnr, encoding)
 end
 
 
--- Wrap our client's request once, so that the built-in's replies pass drop_empty_midline_ranges,
--- forget_stale_item and draw_at_cursor.
+-- The built-in splits an item's text at "\n" only, so the "\r\n" line breaks that the server sends
+-- for a 'fileformat' dos file showed as ^M and put a "\r" at the end of each inserted line.
+local function normalize_newlines(result)
+  local items = result and (result.items or result)
+  if type(items) ~= "table" then
+    return
+  end
+  for _, item in ipairs(items) do
+    local insert_text = item.insertText
+    if type(insert_text) == "string" then
+      item.insertText = suggestion.normalize_newlines(insert_text)
+    elseif type(insert_text) == "table" and type(insert_text.value) == "string" then
+      insert_text.value = suggestion.normalize_newlines(insert_text.value)
+    end
+  end
+end
+
+-- Wrap our client's request once, so that the built-in's replies pass normalize_newlines,
+-- drop_empty_midline_ranges, forget_stale_item and draw_at_cursor.
 local wrapped_clients = setmetatable({}, { __mode = "k" })
 local function wrap_requests(client)
   if not client or wrapped_clients[client] then
@@ -211,6 +228,7 @@ local function wrap_requests(client)
         local target = (ctx and ctx.bufnr) or bufnr or 0
         target = target == 0 and api.nvim_get_current_buf() or target
         if type(result) == "table" then
+          normalize_newlines(result)
           inline_origins[target] = drop_empty_midline_ranges(result, target, self.offset_encoding)
         end
         local returned = { inner(err, result, ctx, ...) }

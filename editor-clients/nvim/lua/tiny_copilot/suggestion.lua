@@ -15,13 +15,19 @@ local function snippet_to_text(snippet)
   return text
 end
 
+--- `text` with every "\r\n" and "\r" turned into "\n". Buffer lines hold no line ending, and
+--- the server writes line breaks in the document's own ending, "\r\n" in a 'fileformat' dos file.
+function M.normalize_newlines(text)
+  return (text:gsub("\r\n?", "\n"))
+end
+
 local function insert_text_of(item)
   local insert_text = item.insertText
   if type(insert_text) == "string" then
-    return insert_text
+    return M.normalize_newlines(insert_text)
   end
   if type(insert_text) == "table" and insert_text.kind == "snippet" and type(insert_text.value) == "string" then
-    return snippet_to_text(insert_text.value)
+    return M.normalize_newlines(snippet_to_text(insert_text.value))
   end
   return nil
 end
