@@ -12,6 +12,7 @@ or multi-line mode, generate with the mode's stop rule, then clean the text (ser
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import re
 import time
@@ -26,8 +27,9 @@ from tiny_copilot.model.sampler import SamplingConfig
 
 from .encoding_cache import EncodingCache
 from .postprocess import CursorContext, Mode, choose_mode, cut_index, finalize
-from .prompt import MAX_CHARS_PER_TOKEN, PromptBudget, build_prompt, fit_budgets
+from .prompt import MAX_CHARS_PER_TOKEN, PromptBudget, build_prompt, fit_budgets, grid_step_chars
 from .settings import ServerSettings
+from .tab_indent import spaces_for_tabs
 
 log = logging.getLogger(__name__)
 
@@ -114,6 +116,13 @@ class Completer:
 
         text = self._replace_surrogates_near(text, offset)
         context = CursorContext.from_text(text, offset, language_id)
+        # The prompt shows tab indentation as spaces; the context keeps the document's indent style, so
+        # the suggestion gets tabs back.
+        before_chars = self.budget.prefix_tokens * MAX_CHARS_PER_TOKEN + grid_step_chars(self.budget.prefix_tokens)
+        spaced, spaced_offset = spaces_for_tabs(text, offset, before_chars, self.budget.suffix_tokens * MAX_CHARS_PER_TOKEN)
+        if spaced is not text:
+            text, offset = spaced, spaced_offset
+            context = dataclasses.replace(CursorContext.from_text(text, offset, language_id), indent=context.indent)
         mode = choose_mode(context, settings.multiline)
         self.engine.select_cache(cache_key)
         encoding_cache = self._encoding_cache(cache_key)

@@ -49,6 +49,7 @@ INDENT_SAMPLE_CHARS = 8000
 """Characters before the cursor sampled to detect the document's indentation."""
 
 _LEADING_WHITESPACE = re.compile(r"[ \t]*")
+_INDENTED_LINE = re.compile(r"^[ \t]+\S", re.MULTILINE)
 PYTHON_TRIPLE_QUOTES = ('"""', "'''")
 
 
@@ -86,7 +87,7 @@ class CursorContext:
             line_after=text[offset:line_end],
             previous_line=_previous_nonblank_line(text, line_start),
             next_lines=_next_nonblank_lines(text, line_end, NEXT_LINES_READ),
-            indent=detect_indent(text[max(0, line_start - INDENT_SAMPLE_CHARS) : line_start]),
+            indent=detect_indent(_indent_sample(text, line_start, line_end)),
             language_id=language_id,
             document=text,
             offset=offset,
@@ -388,6 +389,14 @@ def indent_width(line: str, style: IndentStyle) -> int:
     """Return the width, in columns, of the leading whitespace of `line` (a tab counts `style.width`)."""
     leading = _LEADING_WHITESPACE.match(line).group()  # type: ignore[union-attr]
     return leading.count(" ") + leading.count("\t") * style.width
+
+
+def _indent_sample(text: str, line_start: int, line_end: int) -> str:
+    """Return the lines before the cursor's line, or those after it when none before is indented (the top of a file)."""
+    before = text[max(0, line_start - INDENT_SAMPLE_CHARS) : line_start]
+    if _INDENTED_LINE.search(before):
+        return before
+    return text[line_end : line_end + INDENT_SAMPLE_CHARS]
 
 
 def detect_indent(sample: str) -> IndentStyle:

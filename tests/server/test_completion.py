@@ -19,6 +19,7 @@ from tiny_copilot.model.transformer import GPT
 from tiny_copilot.server.completion import Completer, Suggestion
 from tiny_copilot.server.loading import DOCUMENT_CACHES, document_caches
 from tiny_copilot.server.settings import ServerSettings
+from tiny_copilot.server.tab_indent import REGION_GRID_CHARS
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -213,6 +214,35 @@ def test_trained_healing_mid_word(trained_completer: Completer):
     assert stats is not None
     assert stats.healing_prefix, "a cursor inside a word backs off its last token"
     assert HELD_OUT[:offset].endswith(stats.healing_prefix)
+
+
+def with_tabs(text: str) -> str:
+    """Re-indent 4-space indentation with tabs, keeping any remainder of spaces."""
+    return re.sub(r"(?m)^ +", lambda match: "\t" * (len(match.group()) // 4) + " " * (len(match.group()) % 4), text)
+
+
+def test_tab_indented_document_gets_the_suggestion_of_its_spaced_twin(trained_completer: Completer):
+    """The model sees the tab-indented file with spaces, and the suggestion comes back with tabs."""
+    # Multi-line suggestions at every line end, so that some lines of suggestions carry indentation.
+    completer = Completer(trained_completer.engine, ServerSettings(max_new_tokens=24, multiline="always"))
+    tabbed_document = with_tabs(HELD_OUT)
+    compared = multi_line = 0
+    # Farther in, the text before the converted region keeps its tabs, so the prompt window starts
+    # at another grid point than in the spaced file, and the suggestions may differ.
+    for offset in [cursor for cursor in held_out_cursors() if cursor < REGION_GRID_CHARS]:
+        spaced = completer.complete(HELD_OUT, offset, "python")
+        tabbed = completer.complete(tabbed_document, len(with_tabs(HELD_OUT[:offset])), "python")
+        assert (spaced is None) == (tabbed is None), f"at {offset}: {_texts(spaced)} against {_texts(tabbed)}"
+        if spaced is None or tabbed is None:
+            continue
+        compared += 1
+        assert tabbed.text.replace("\t", "    ") == spaced.text
+        assert tabbed.replace_suffix_chars == spaced.replace_suffix_chars
+        for line in tabbed.text.split("\n")[1:]:
+            multi_line += line.startswith("\t")
+            assert not line.startswith("    "), f"spaces instead of tabs in {tabbed.text!r}"
+    assert compared >= 5
+    assert multi_line > 0, "no indented line in any suggestion to check the tabs of"
 
 
 def test_document_caches_fit_memory_budget() -> None:

@@ -237,6 +237,14 @@ def test_indent_follows_tab_document():
     assert result == ("a();\n\t\tb();", 0)
 
 
+def test_indent_at_top_of_file_follows_the_lines_below():
+    """With no indented line above the cursor yet, the indentation below it decides."""
+    assert context_at("import os\n|\ndef f():\n\treturn 1\n").indent.use_tabs
+    assert context_at("import os\n|\ndef f():\n  return 1\n").indent == IndentStyle(use_tabs=False, width=2)
+    # Indented lines above the cursor decide, whatever follows it.
+    assert not context_at("def f():\n    pass\n|\ndef g():\n\treturn 1\n").indent.use_tabs
+
+
 def test_indent_follows_space_document():
     marked = "def f():\n    if x:\n        |\n"
     result = finalize("a()\n\t\tb()", context_at(marked), "multi", 8)
