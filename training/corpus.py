@@ -34,6 +34,7 @@ from pathspec import GitIgnoreSpec
 
 from .corpus_rules import (
     LANGUAGE_BY_SUFFIX,
+    SKIP_BROKEN_LINK,
     SKIP_DUPLICATE,
     SKIP_EXCLUDED,
     SKIP_GITIGNORED,
@@ -186,6 +187,11 @@ def _expand(raw_paths: list[Any], excludes: tuple[str, ...], collector: _Collect
         path = Path(text).expanduser()
         if path.exists():
             matches, root = [path], (path if path.is_dir() else path.parent)
+        elif path.is_symlink():
+            raise FileNotFoundError(
+                f"corpus path {text!r} is a symbolic link whose target is missing or loops; "
+                "pass the file or folder it should point to"
+            )
         elif _GLOB_CHARS & set(text):
             matches = [Path(m) for m in sorted(glob.glob(os.path.expanduser(text), recursive=True))]
             root = _glob_root(Path(text).expanduser())
@@ -256,8 +262,10 @@ def _walk(
     for entry in entries:
         path = Path(entry.path)
         is_folder = entry.is_dir(follow_symlinks=False) or (entry.is_symlink() and path.is_dir())
-        if not is_folder and not entry.is_file():
-            continue  # sockets, fifos, broken links
+        if not is_folder and not _is_file(entry):
+            if entry.is_symlink():
+                collector.skipped[SKIP_BROKEN_LINK] += 1
+            continue  # sockets and fifos are not source files, so they are not counted
         reason = _walk_skip_reason(root, path, is_folder, gitignore, exclude_spec)
         if reason == SKIP_EXCLUDED:
             collector.exclude(root, path, is_folder)
@@ -267,6 +275,14 @@ def _walk(
             yield from _walk(root_index, root, path, gitignore, exclude_spec, collector)
         else:
             yield _Candidate(root_index, path, explicit=False)
+
+
+def _is_file(entry: os.DirEntry[str]) -> bool:
+    """Return whether `entry` is a regular file or a link to one. A link that loops (ELOOP) is neither."""
+    try:
+        return entry.is_file()
+    except OSError:
+        return False
 
 
 def _walk_skip_reason(

@@ -253,6 +253,21 @@ def test_glob_selects_files_under_its_root(project: Path) -> None:
     assert corpus.manifest["roots"] == [str(project.resolve())]
 
 
+@pytest.mark.parametrize(("name", "target"), [("loop.py", "loop.py"), ("gone.py", "missing.py"), ("gone.c", "missing")])
+def test_broken_link_counted(project: Path, name: str, target: str) -> None:
+    (project / name).symlink_to(target)
+    corpus = build_corpus([project])
+    assert name not in used_paths(corpus)
+    assert corpus.skipped == {"broken_link": 1}
+
+
+@pytest.mark.parametrize("target", ["self.py", "missing.py"])
+def test_broken_link_named_as_path_raises(tmp_path: Path, target: str) -> None:
+    (tmp_path / "self.py").symlink_to(target)
+    with pytest.raises(FileNotFoundError, match="symbolic link whose target is missing or loops"):
+        build_corpus([tmp_path / "self.py"])
+
+
 def test_missing_path_raises(tmp_path: Path) -> None:
     with pytest.raises(FileNotFoundError, match="does not exist"):
         build_corpus([tmp_path / "nowhere"])
