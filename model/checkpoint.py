@@ -17,7 +17,8 @@ from typing import Any
 
 import torch
 from safetensors import SafetensorError, safe_open
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load_file
+from safetensors.torch import save as serialize_tensors
 
 from .config import ModelConfig
 from .tokenizer import CodeTokenizer
@@ -63,26 +64,41 @@ def save_checkpoint(
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)
 
-    state = {k: v.detach().to("cpu", weights_dtype).contiguous() for k, v in _unwrap(model).state_dict().items()}
-    save_file(state, str(tmp / WEIGHTS_FILE))
-    (tmp / TOKENIZER_FILE).write_text(tokenizer.json_text, encoding="utf-8")
-    copy_file_mode(tmp / TOKENIZER_FILE, tmp / WEIGHTS_FILE)
-    config = {
-        "format": FORMAT_NAME,
-        "format_version": FORMAT_VERSION,
-        "model": _unwrap(model).config.to_dict(),
-        "tokenizer_sha256": tokenizer.sha256,
-        "weights_dtype": str(weights_dtype).removeprefix("torch."),
-        **meta,
-    }
-    (tmp / CONFIG_FILE).write_text(json.dumps(config, indent=2, sort_keys=True) + "\n", encoding="utf-8")
-    _fsync_folder(tmp)
+    try:
+        state = {k: v.detach().to("cpu", weights_dtype).contiguous() for k, v in _unwrap(model).state_dict().items()}
+        write_tensors(state, tmp / WEIGHTS_FILE)
+        (tmp / TOKENIZER_FILE).write_text(tokenizer.json_text, encoding="utf-8")
+        copy_file_mode(tmp / TOKENIZER_FILE, tmp / WEIGHTS_FILE)
+        config = {
+            "format": FORMAT_NAME,
+            "format_version": FORMAT_VERSION,
+            "model": _unwrap(model).config.to_dict(),
+            "tokenizer_sha256": tokenizer.sha256,
+            "weights_dtype": str(weights_dtype).removeprefix("torch."),
+            **meta,
+        }
+        (tmp / CONFIG_FILE).write_text(json.dumps(config, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+        _fsync_folder(tmp)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)  # a full disk needs the space back
+        raise
 
     if path.exists():
         shutil.rmtree(old, ignore_errors=True)
         os.replace(path, old)
     os.replace(tmp, path)
     shutil.rmtree(old, ignore_errors=True)
+
+
+def write_tensors(tensors: dict[str, torch.Tensor], path: Path) -> None:
+    """Write `tensors` to a safetensors file; a failed write raises OSError with its errno (ENOSPC, EROFS).
+
+    `save_file` of safetensors 0.8 reports a full disk as a SafetensorError without an errno, so the
+    bytes are serialized in memory and written by Python.
+    """
+    data = serialize_tensors(tensors)
+    with open(path, "wb") as handle:
+        handle.write(data)
 
 
 def load_checkpoint(path: Path, device: str | torch.device = "cpu", dtype: torch.dtype = torch.float32) -> Checkpoint:

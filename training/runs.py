@@ -25,7 +25,7 @@ from typing import Any
 import platformdirs
 import torch
 from safetensors import SafetensorError
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load_file
 
 from tiny_copilot.model.checkpoint import (
     CONFIG_FILE,
@@ -34,6 +34,7 @@ from tiny_copilot.model.checkpoint import (
     read_checkpoint_meta,
     save_checkpoint,
     shipped_checkpoint_path,
+    write_tensors,
 )
 from tiny_copilot.model.tokenizer import CodeTokenizer
 from tiny_copilot.model.transformer import GPT
@@ -154,10 +155,35 @@ def save_run_checkpoint(
     old = run_dir / f"{CHECKPOINT_DIR}.old"
     shutil.rmtree(staging, ignore_errors=True)
 
+    try:
+        _write_staging(staging, model, tokenizer, meta, optimizer, state, extra_json)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)  # a full disk needs the space back
+        raise
+
+    # Same two-rename swap as save_checkpoint; load_checkpoint falls back to checkpoint.old when a
+    # crash lands between the renames.
+    if final.exists():
+        shutil.rmtree(old, ignore_errors=True)
+        os.replace(final, old)
+    os.replace(staging, final)
+    shutil.rmtree(old, ignore_errors=True)
+    return final
+
+
+def _write_staging(
+    staging: Path,
+    model: GPT,
+    tokenizer: CodeTokenizer,
+    meta: dict[str, Any],
+    optimizer: torch.optim.Optimizer,
+    state: TrainingState,
+    extra_json: dict[str, Any] | None,
+) -> None:
     save_checkpoint(staging, model, tokenizer, meta)
     tensors, optimizer_json = _optimizer_to_flat(model, optimizer)
     tensors["rng.torch_cpu"] = torch.get_rng_state()
-    save_file(tensors, str(staging / OPTIMIZER_FILE))
+    write_tensors(tensors, staging / OPTIMIZER_FILE)
     state_json = {
         "version": STATE_VERSION,
         "step": state.step,
@@ -173,15 +199,6 @@ def save_run_checkpoint(
     for name in (OPTIMIZER_FILE, STATE_FILE, *(extra_json or {})):
         with open(staging / name, "rb") as handle:
             os.fsync(handle.fileno())
-
-    # Same two-rename swap as save_checkpoint; load_checkpoint falls back to checkpoint.old when a
-    # crash lands between the renames.
-    if final.exists():
-        shutil.rmtree(old, ignore_errors=True)
-        os.replace(final, old)
-    os.replace(staging, final)
-    shutil.rmtree(old, ignore_errors=True)
-    return final
 
 
 def resolve_checkpoint_dir(run_dir: Path) -> Path:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import errno
 import os
 import shlex
 import sys
@@ -172,9 +173,10 @@ def _train(config: TrainConfig, run_dir: Path, resume: bool) -> int:
         outcome = train(config, run_dir, resume=resume, command=shlex.join(["tiny-copilot", *sys.argv[1:]]), say=say)
     except BaseException as exc:
         # Bad data, a broken checkpoint or Ctrl-C before the first save: leave no unusable run behind.
-        expected = isinstance(exc, (CheckpointError, FileNotFoundError, ValueError))
+        expected = isinstance(exc, (CheckpointError, FileNotFoundError, ValueError)) or _is_write_error(exc)
         if expected:
-            print(f"tiny-copilot train: error: {exc}", file=sys.stderr)
+            message = _write_error_message(exc, run_dir) if _is_write_error(exc) else str(exc)
+            print(f"tiny-copilot train: error: {message}", file=sys.stderr)
         removed = remove_unused_run_files(run_dir, before) if _is_main_process() else []
         if removed:
             print(f"tiny-copilot train: removed {removed[0] if removed[0] == run_dir else ', '.join(map(str, removed))} "
@@ -237,6 +239,30 @@ def _check_can_be_folder(run_dir: Path) -> None:
             if not path.is_dir():
                 raise ValueError(f"--out {run_dir}: {path} is a file, not a folder; pass a folder path to --out")
             return
+
+
+_WRITE_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM})
+"""Errors of a write into the run folder that the user fixes outside tiny-copilot: disk space, permissions."""
+
+
+def _is_write_error(exc: BaseException) -> bool:
+    return isinstance(exc, OSError) and exc.errno in _WRITE_ERRNOS
+
+
+def _write_error_message(exc: BaseException, run_dir: Path) -> str:
+    """Name the path that could not be written, why, and how to go on without losing the run's last checkpoint."""
+    from .runs import resolve_checkpoint_dir
+
+    assert isinstance(exc, OSError)
+    failed = f"cannot write {exc.filename} ({exc.strerror})" if exc.filename else f"cannot write into {run_dir} ({exc.strerror})"
+    fix = "free disk space" if exc.errno in (errno.ENOSPC, errno.EDQUOT) else "make the folder writable"
+    checkpoint_dir = resolve_checkpoint_dir(run_dir)
+    if not checkpoint_dir.is_dir():
+        return f"{failed}; {fix}, or pass --out a folder you can write to"
+    return (
+        f"{failed}; the checkpoint in {checkpoint_dir} is intact, so {fix}, then continue with: "
+        f"tiny-copilot train --resume --out {shlex.quote(str(run_dir))}"
+    )
 
 
 def _is_main_process() -> bool:

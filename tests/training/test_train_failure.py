@@ -1,13 +1,16 @@
-"""A `tiny-copilot train` that fails before its first checkpoint leaves no run folder behind."""
+"""A `tiny-copilot train` that fails leaves no unusable run folder behind and prints how to go on."""
 
 from __future__ import annotations
 
+import errno
 from pathlib import Path
 
 import pytest
 import torch
 
 from tiny_copilot.training.cli import main
+
+from train_runner import TINY_RUN_ARGS
 
 
 @pytest.fixture(autouse=True)
@@ -66,3 +69,52 @@ def test_failed_run_keeps_data_that_was_there(corpora: dict[str, Path], tmp_path
     assert main(["train", "--data", str(corpora["missing path"]), "--max-steps", "1", "--out", str(out)]) == 1
 
     assert (out / "data" / "tokenizer.json").is_file()
+
+
+def test_unwritable_out_is_reported(tmp_path: Path, monkeypatch, capsys) -> None:
+    source = tmp_path / "src" / "app.py"
+    source.parent.mkdir()
+    source.write_text("def add(a, b):\n    return a + b\n", encoding="utf-8")
+    out = tmp_path / "read-only" / "run"
+    real_mkdir = Path.mkdir
+
+    # Tests run as root, where permissions cannot make a folder read-only, so the mkdir fails by patch.
+    def mkdir(path: Path, *args, **kwargs) -> None:
+        if path == out:
+            raise OSError(errno.EROFS, "Read-only file system", str(path))
+        real_mkdir(path, *args, **kwargs)
+
+    monkeypatch.setattr(Path, "mkdir", mkdir)
+
+    assert main(["train", "--data", str(source.parent), "--max-steps", "1", "--out", str(out)]) == 1
+
+    error = capsys.readouterr().err
+    assert f"cannot write {out} (Read-only file system)" in error
+    assert "make the folder writable, or pass --out a folder you can write to" in error
+    assert "Traceback" not in error
+
+
+def test_disk_full_keeps_last_checkpoint(tmp_path: Path, monkeypatch, capsys) -> None:
+    from tiny_copilot.training import loop
+
+    out = tmp_path / "run"
+    real_save = loop.save_run_checkpoint
+    saves = []
+
+    def save_until_full(run_dir: Path, *args, **kwargs) -> Path:
+        saves.append(run_dir)
+        if len(saves) > 1:
+            raise OSError(errno.ENOSPC, "No space left on device", str(run_dir / "checkpoint.tmp"))
+        return real_save(run_dir, *args, **kwargs)
+
+    monkeypatch.setattr(loop, "save_run_checkpoint", save_until_full)
+
+    rc = main(["train", *TINY_RUN_ARGS, "--max-steps", "2", "--checkpoint-interval", "1", "--out", str(out)])
+
+    error = capsys.readouterr().err
+    assert rc == 1
+    assert f"cannot write {out / 'checkpoint.tmp'} (No space left on device)" in error
+    assert f"the checkpoint in {out / 'checkpoint'} is intact, so free disk space" in error
+    assert f"tiny-copilot train --resume --out {out}" in error
+    assert "Traceback" not in error
+    assert (out / "checkpoint" / "model.safetensors").is_file()
