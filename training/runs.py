@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import os
+import shlex
 import shutil
 import time
 from dataclasses import dataclass
@@ -266,7 +267,7 @@ def read_training_state(checkpoint_dir: Path) -> TrainingState:
             training_config=dict(data["training_config"]),
         )
     except (KeyError, TypeError, ValueError) as exc:
-        raise CheckpointError(f"{checkpoint_dir / STATE_FILE} is incomplete ({exc!r}); resume is not possible, start a new run") from exc
+        raise unusable_state_error(checkpoint_dir, f"{checkpoint_dir / STATE_FILE} is incomplete ({exc!r})") from exc
 
 
 def load_optimizer_state(checkpoint_dir: Path, model: GPT, optimizer: torch.optim.Optimizer) -> None:
@@ -275,12 +276,10 @@ def load_optimizer_state(checkpoint_dir: Path, model: GPT, optimizer: torch.opti
     try:
         tensors = load_file(str(checkpoint_dir / OPTIMIZER_FILE))
     except (SafetensorError, OSError) as exc:
-        raise CheckpointError(
-            f"{checkpoint_dir / OPTIMIZER_FILE} is missing or corrupt ({exc}); resume is not possible, start a new run"
-        ) from exc
+        raise unusable_state_error(checkpoint_dir, f"{checkpoint_dir / OPTIMIZER_FILE} is missing or corrupt ({exc})") from exc
     optimizer_json = data.get("optimizer")
     if not isinstance(optimizer_json, dict):
-        raise CheckpointError(f"{checkpoint_dir / STATE_FILE} has no optimizer section; resume is not possible")
+        raise unusable_state_error(checkpoint_dir, f"{checkpoint_dir / STATE_FILE} has no optimizer section")
     optimizer.load_state_dict(_optimizer_from_flat(model, optimizer, tensors, optimizer_json, checkpoint_dir))
     if "rng.torch_cpu" in tensors:
         torch.set_rng_state(tensors["rng.torch_cpu"])
@@ -314,9 +313,10 @@ def _optimizer_from_flat(
     names = {id(p): n for n, p in model.named_parameters()}
     saved_groups = optimizer_json["param_groups"]
     if len(saved_groups) != len(live["param_groups"]):
-        raise CheckpointError(
+        raise unusable_state_error(
+            checkpoint_dir,
             f"{checkpoint_dir / STATE_FILE}: {len(saved_groups)} parameter groups saved, the optimizer has "
-            f"{len(live['param_groups'])}; the training state comes from another version of tiny-copilot"
+            f"{len(live['param_groups'])}, so the training state comes from another version of tiny-copilot",
         )
     by_name: dict[str, dict[str, torch.Tensor]] = {}
     for key, tensor in tensors.items():
@@ -332,9 +332,10 @@ def _optimizer_from_flat(
                 continue
             for key, tensor in entry.items():
                 if tensor.dim() > 0 and tensor.shape != param.shape:
-                    raise CheckpointError(
+                    raise unusable_state_error(
+                        checkpoint_dir,
                         f"{checkpoint_dir / OPTIMIZER_FILE}: {key} of {names[id(param)]} has shape {tuple(tensor.shape)}, "
-                        f"the parameter has {tuple(param.shape)}; the training state belongs to another model"
+                        f"the parameter has {tuple(param.shape)}, so the training state belongs to another model",
                     )
             state[index] = entry
 
@@ -344,11 +345,34 @@ def _optimizer_from_flat(
     expected = set(names.values())
     saved_names = set(optimizer_json.get("param_names", {}).values())
     if saved_names and saved_names != expected:
-        raise CheckpointError(
+        raise unusable_state_error(
+            checkpoint_dir,
             f"{checkpoint_dir / OPTIMIZER_FILE} contains state for parameters {sorted(saved_names ^ expected)[:3]} "
-            "that this model does not match; the training state belongs to another model"
+            "that this model does not match, so the training state belongs to another model",
         )
     return {"state": state, "param_groups": groups}
+
+
+def unusable_state_error(checkpoint_dir: Path, problem: str) -> CheckpointError:
+    """Return the error for a run whose weights may be fine but whose training state cannot be resumed.
+
+    The message gives the `--init` command that trains on from those weights with the run's data, so a
+    damaged training_state.json or optimizer.safetensors does not cost the training done so far.
+    """
+    command = ["tiny-copilot", "train", "--init", str(checkpoint_dir)]
+    try:
+        training_config = read_checkpoint_meta(checkpoint_dir).get("training_config", {})
+    except CheckpointError:
+        training_config = {}
+    data_paths = training_config.get("data_paths") or []
+    if data_paths:
+        command += ["--data", *map(str, data_paths)]
+    for pattern in training_config.get("exclude_globs") or []:
+        command += ["--exclude", str(pattern)]
+    return CheckpointError(
+        f"{problem}; resume is not possible. To keep the weights, start a new run from them, with a fresh "
+        f"optimizer state and learning-rate schedule: {shlex.join(command)} --out NEW_RUN_FOLDER"
+    )
 
 
 def _read_state_json(checkpoint_dir: Path) -> dict[str, Any]:
@@ -361,11 +385,12 @@ def _read_state_json(checkpoint_dir: Path) -> dict[str, Any]:
             f"to train it further, start a new run from it: tiny-copilot train --init {checkpoint_dir} --out NEW_RUN_FOLDER"
         ) from exc
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise CheckpointError(f"{path} is not valid JSON ({exc}); resume is not possible, start a new run") from exc
+        raise unusable_state_error(checkpoint_dir, f"{path} is not valid JSON ({exc})") from exc
     if not isinstance(data, dict) or data.get("version") != STATE_VERSION:
-        raise CheckpointError(
+        raise unusable_state_error(
+            checkpoint_dir,
             f"{path}: training state version {data.get('version') if isinstance(data, dict) else None!r} is not "
-            f"supported (expected {STATE_VERSION}); start a new run"
+            f"supported (expected {STATE_VERSION})",
         )
     return data
 

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 import torch
 from safetensors.torch import load_file, save_file
-from train_runner import RUN_TIMEOUT_S, TINY_RUN_ARGS, metrics_rows, run_train, train_command
+from train_runner import RUN_TIMEOUT_S, STDLIB, TINY_RUN_ARGS, metrics_rows, run_train, train_command
 
 from tiny_copilot.model.checkpoint import shipped_checkpoint_path
 from tiny_copilot.training.cli import main
@@ -190,6 +190,30 @@ def test_mismatched_optimizer_state_raises_checkpoint_error(broken_run: Path, ca
     error = _resume_error(broken_run, capsys)
     assert "exp_avg of embed.weight has shape (3, 3)" in error
     assert "belongs to another model" in error
+
+
+def _damage_state(checkpoint: Path, case: str) -> None:
+    state_path = checkpoint / "training_state.json"
+    state = json.loads(state_path.read_text(encoding="utf-8"))
+    if case == "invalid state JSON":
+        state_path.write_text("{ not json", encoding="utf-8")
+    elif case == "incomplete state":
+        state_path.write_text(json.dumps({"version": state["version"]}), encoding="utf-8")
+    elif case == "unsupported state version":
+        state_path.write_text(json.dumps({**state, "version": 999}), encoding="utf-8")
+    elif case == "corrupt optimizer":
+        (checkpoint / "optimizer.safetensors").write_bytes(b"\x00" * 64)
+
+
+@pytest.mark.parametrize("case", ["invalid state JSON", "incomplete state", "unsupported state version", "corrupt optimizer"])
+def test_damaged_training_state_suggests_init(broken_run: Path, case: str, capsys, keep_torch_threads) -> None:
+    checkpoint = broken_run / "checkpoint"
+    _damage_state(checkpoint, case)
+
+    error = _resume_error(broken_run, capsys)
+
+    assert "resume is not possible" in error
+    assert f"tiny-copilot train --init {checkpoint} --data {STDLIB / 'json'} --out NEW_RUN_FOLDER" in error
 
 
 def test_resume_without_checkpoint_says_so(tmp_path: Path, capsys) -> None:
