@@ -10,7 +10,9 @@ Contract:
 Paths are files, folders or globs (`**` included). No paths means the standard library of the running
 interpreter, without site-packages. Folders are walked in sorted order; every skipped file or folder is
 counted under a reason from `training.corpus_rules`. A file's split comes from a hash of its path relative
-to its root, so it never moves between train and validation when other files are added or removed.
+to its root, so it never moves between train and validation when other files are added or removed. The
+exception: a language with 10 or more files (at the default fraction) whose hashes all fall in train gets
+the file nearest the boundary moved to validation, and so does a corpus with no validation file at all.
 A corpus of one file (a single `code.txt` of pasted snippets) keeps its last lines for validation.
 Raises FileNotFoundError for a path or glob that matches nothing, ValueError for unsupported input or a
 corpus with no usable file. Reads files; writes nothing.
@@ -370,6 +372,7 @@ def _assign_splits(
 
     # A small corpus can miss one split by chance. Moving the file whose hash is nearest the boundary
     # fixes that, and the choice still depends on nothing but the paths.
+    _give_each_language_validation(accepted, scores, splits, val_fraction)
     if len(accepted) >= 2 and "val" not in splits:
         splits[min(range(len(scores)), key=scores.__getitem__)] = "val"
     if len(accepted) >= 2 and "train" not in splits:
@@ -383,6 +386,23 @@ def _assign_splits(
         only = files[0]
         files = [SourceFile(**{**only.__dict__, "split": "train", "val_start_char": _tail_start(only.text, val_fraction)})]
     return files
+
+
+def _give_each_language_validation(
+    accepted: list[tuple[_Candidate, str, str, str]], scores: list[float], splits: list[Split], val_fraction: float
+) -> None:
+    """Move one file of each language that expects validation files but got none into validation, in place.
+
+    A language expects them when its file count times `val_fraction` rounds to one or more (10 files at the
+    default 5 %). The hash alone leaves 29 files of a language all in train with probability 0.95**29 = 0.23,
+    and then the validation loss and `tiny-copilot eval` measure nothing of that language.
+    """
+    by_language: dict[str, list[int]] = {}
+    for index, (_, language, _, _) in enumerate(accepted):
+        by_language.setdefault(language, []).append(index)
+    for indices in by_language.values():
+        if len(indices) * val_fraction >= 0.5 and all(splits[i] == "train" for i in indices):
+            splits[min(indices, key=scores.__getitem__)] = "val"
 
 
 def _tail_start(text: str, val_fraction: float) -> int | None:

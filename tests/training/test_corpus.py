@@ -346,6 +346,41 @@ def test_tiny_corpus_gets_both_splits(tmp_path: Path, count: int) -> None:
     assert splits.count("train") >= 1
 
 
+def test_each_language_gets_validation_file(tmp_path: Path) -> None:
+    # Twelve Python files whose path hashes all fall in train, beside C files of which one falls in
+    # validation: the hash alone would leave Python out of the validation loss and of `tiny-copilot eval`.
+    names = [name for name in (f"mod_{i}.py" for i in range(200)) if split_fraction(name) >= 0.05][:12]
+    for name in names:
+        write(tmp_path / name, code(name.removesuffix(".py")))
+    c_names = [f"unit_{i}.c" for i in range(40)]
+    for i, name in enumerate(c_names):
+        write(tmp_path / name, f"int unit_{i}(int x) {{\n    return x + {i};\n}}\n")
+    assert any(split_fraction(name) < 0.05 for name in c_names)
+
+    corpus = build_corpus([tmp_path])
+
+    python_val = [s.relative_path for s in corpus.files if s.language == "python" and s.split == "val"]
+    assert python_val == [min(names, key=split_fraction)]
+    assert corpus.manifest["languages"]["python"]["val"]["files"] == 1
+    c_val = {s.relative_path for s in corpus.files if s.language == "c" and s.split == "val"}
+    assert c_val == {name for name in c_names if split_fraction(name) < 0.05}
+
+
+def test_few_files_of_language_stay_in_train(tmp_path: Path) -> None:
+    names = [name for name in (f"mod_{i}.py" for i in range(200)) if split_fraction(name) >= 0.05][:9]
+    for name in names:
+        write(tmp_path / name, code(name.removesuffix(".py")))
+    write(tmp_path / "held.c", "int held(void) { return 1; }\n")
+    for i in range(200):
+        if split_fraction(f"unit_{i}.c") < 0.05:
+            write(tmp_path / f"unit_{i}.c", "int unit(void) { return 2; }\n")
+            break
+
+    corpus = build_corpus([tmp_path])
+
+    assert all(s.split == "train" for s in corpus.files if s.language == "python")
+
+
 def test_manifest_contents(project: Path) -> None:
     write(project / "blob.py", b"\x00binary")
     corpus = build_corpus([project], val_fraction=0.5)
