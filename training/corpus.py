@@ -61,6 +61,8 @@ Split = Literal["train", "val"]
 MANIFEST_FORMAT = 1
 DEFAULT_VAL_FRACTION = 0.05
 _GLOB_CHARS = frozenset("*?[")
+_REASONS_AFTER_EXCLUDE = frozenset({SKIP_GITIGNORED, SKIP_UNSUPPORTED_TYPE})
+"""Skip reasons that `_walk_skip_reason` checks after --exclude; every other walk skip comes before it."""
 
 
 @dataclass(frozen=True)
@@ -122,6 +124,8 @@ class _Collector:
     skipped: Counter[str] = field(default_factory=Counter)
     excluded: list[tuple[Path, str]] = field(default_factory=list)
     """(root, path relative to it, "/" after a folder) of each file or folder that --exclude left out."""
+    skipped_before_exclude: list[tuple[Path, str]] = field(default_factory=list)
+    """The same for each folder or secret file that a skip rule left out before --exclude was checked."""
 
     def exclude(self, root: Path, path: Path, is_folder: bool) -> None:
         self.skipped[SKIP_EXCLUDED] += 1
@@ -273,6 +277,8 @@ def _walk(
             collector.exclude(root, path, is_folder)
         elif reason is not None:
             collector.skipped[reason] += 1
+            if reason not in _REASONS_AFTER_EXCLUDE:
+                collector.skipped_before_exclude.append((root, _relative(root, path) + ("/" if is_folder else "")))
         elif is_folder:
             yield from _walk(root_index, root, path, gitignore, exclude_spec, collector)
         else:
@@ -319,12 +325,32 @@ def _warn_unused_excludes(excludes: tuple[str, ...], collector: _Collector) -> N
         if pattern.startswith("!"):
             continue  # a negation re-includes files, so it never leaves one out
         specs = {root: compile_excludes(_root_excludes((pattern,), root)) for root in collector.roots}
-        if not any(specs[root].match_file(relative) for root, relative in collector.excluded):
-            log.warning(
-                "--exclude %r matched no file or folder, so it left nothing out; patterns use .gitignore "
-                "syntax relative to each --data folder, such as 'secrets/' or '*.env'",
-                pattern,
-            )
+        if any(specs[root].match_file(relative) for root, relative in collector.excluded):
+            continue
+        skipped = collector.skipped_before_exclude
+        if any(specs[root].match_file(relative) for root, relative in skipped):
+            continue
+        if any(_matches_under(specs[root], root, relative) for root, relative in skipped if relative.endswith("/")):
+            continue
+        log.warning(
+            "--exclude %r matched no file or folder, so it left nothing out; patterns use .gitignore "
+            "syntax relative to each --data folder, such as 'secrets/' or '*.env'",
+            pattern,
+        )
+
+
+def _matches_under(spec: GitIgnoreSpec, root: Path, folder_relative: str) -> bool:
+    """Return whether `spec` matches anything inside the skipped folder `folder_relative` (ending in "/").
+
+    Only a pattern that matched nothing else gets here, and the walk stops at the first match.
+    """
+    for folder, folder_names, file_names in os.walk(root / folder_relative):
+        base = Path(folder).relative_to(root).as_posix()
+        if any(spec.match_file(f"{base}/{name}/") for name in folder_names):
+            return True
+        if any(spec.match_file(f"{base}/{name}") for name in file_names):
+            return True
+    return False
 
 
 def _read_candidate(candidate: _Candidate, rules: FileRules, collector: _Collector) -> tuple[str, str, str] | None:

@@ -204,6 +204,21 @@ def test_unused_exclude_is_warned(project: Path, monkeypatch, caplog: pytest.Log
     assert "--exclude 'secret/'" in warned[0]
 
 
+@pytest.mark.parametrize("pattern", [".env", "*.pem", "build/", "build/gen.py", "node_modules/", "**/left-pad/index.py"])
+def test_exclude_of_skipped_path_not_warned(project: Path, pattern: str, caplog: pytest.LogCaptureFixture) -> None:
+    # Skip rules such as `build/` and `.env` apply before --exclude, so these patterns found nothing to
+    # match although they name existing files, and the warning said they left nothing out.
+    write(project / ".env", "TOKEN=abc\n")
+    write(project / "certs" / "server.pem", "cert\n")
+    write(project / "build" / "gen.py", code("gen"))
+    write(project / "node_modules" / "left-pad" / "index.py", code("pad"))
+
+    with caplog.at_level(logging.WARNING, logger="tiny_copilot.training.corpus"):
+        build_corpus([project], excludes=[pattern])
+
+    assert not [record.getMessage() for record in caplog.records if "matched no file or folder" in record.getMessage()]
+
+
 def test_exclude_rejects_empty_pattern(project: Path) -> None:
     with pytest.raises(ValueError, match="exclude pattern"):
         build_corpus([project], excludes=[" "])
