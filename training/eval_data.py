@@ -187,7 +187,8 @@ def _manifest_files(manifest: dict[str, Any]) -> list[dict[str, Any]]:
 def _require_files(held_out: HeldOutSet, where: str) -> None:
     if held_out.files:
         return
-    reasons = ", ".join(f"{reason} {count}" for reason, count in held_out.left_out.items()) or "no readable file"
+    reasons = ", ".join(f"{reason} {count}" for reason, count in held_out.left_out.items())
+    reasons = reasons or "the validation split is empty because the training corpus was too small to hold a file out"
     if held_out.left_out.get("in_training_corpus"):
         raise OverlapError(f"no held-out file left in {where}: every file was left out ({reasons}); the model was trained on them")
     raise ManifestError(f"no held-out file to evaluate in {where} ({reasons}); pass --data with code the model was not trained on")

@@ -89,6 +89,19 @@ def test_data_of_only_training_files_is_rejected(manifest, corpus_dir, tmp_path)
         held_out_from_data([data], manifest)
 
 
+def test_empty_validation_split_says_so(tmp_path):
+    # A corpus of one one-line file holds nothing out, and the error blamed "no readable file".
+    (tmp_path / "only.py").write_text("x = 1\n", encoding="utf-8")
+    manifest = build_corpus([tmp_path]).manifest
+
+    with pytest.raises(ManifestError) as raised:
+        held_out_from_manifest(manifest)
+
+    assert "the validation split is empty because the training corpus was too small" in str(raised.value)
+    assert "no readable file" not in str(raised.value)
+    assert "pass --data with code the model was not trained on" in str(raised.value)
+
+
 def test_manifest_without_file_hashes_is_rejected(tmp_path):
     (tmp_path / "a.py").write_text(_source(1), encoding="utf-8")
     with pytest.raises(ManifestError, match="no per-file SHA-256 list"):
