@@ -139,7 +139,9 @@ def run_evaluation(config: EvalConfig) -> dict[str, Any]:
     try:
         config.out_dir.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
-        raise ValueError(f"cannot create the output folder {config.out_dir} ({exc.strerror}); pass --out a new or existing folder") from exc
+        file_above = next((path for path in (config.out_dir, *config.out_dir.parents) if path.is_file()), None)
+        problem = f": {file_above} is a file, not a folder" if file_above else f" ({exc.strerror})"
+        raise ValueError(f"cannot create the output folder {config.out_dir}{problem}; pass --out a new or existing folder") from exc
     results: dict[str, Any] = {
         "format": RESULTS_FORMAT,
         "checkpoint": checkpoint_info,

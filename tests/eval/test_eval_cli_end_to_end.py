@@ -100,14 +100,17 @@ def test_eval_rejects_a_training_file(run_checkpoint, tmp_path, capsys):
     assert not (tmp_path / "out").exists(), "a rejected evaluation left an empty output folder behind"
 
 
-def test_eval_rejects_out_that_is_file(run_checkpoint, tmp_path, capsys):
+@pytest.mark.parametrize("below", ["", "results"])
+def test_eval_rejects_out_that_is_file(run_checkpoint, tmp_path, capsys, below):
     taken = tmp_path / "taken.txt"
     taken.write_text("not a folder\n", encoding="utf-8")
+    out = taken / below if below else taken
 
-    code = main(["eval", "--checkpoint", str(run_checkpoint), "--out", str(taken), "--skip-typing", "--skip-humaneval"])
+    code = main(["eval", "--checkpoint", str(run_checkpoint), "--out", str(out), "--skip-typing", "--skip-humaneval"])
 
     assert code == 2
-    assert f"cannot create the output folder {taken}" in capsys.readouterr().err
+    error = capsys.readouterr().err
+    assert f"cannot create the output folder {out}: {taken} is a file, not a folder" in error
     assert taken.read_text(encoding="utf-8") == "not a folder\n"
 
 
