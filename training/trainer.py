@@ -208,7 +208,9 @@ def _train(
         meta_base=_meta_base(config, data, command, model, _lineage(start_checkpoint, resume))
         if isinstance(data, PreparedData)
         else {},
-        earlier_train_sha256=_earlier_training_hashes(start_checkpoint, resume) if group.is_main else [],
+        earlier_train_sha256=_earlier_training_hashes(start_checkpoint, resume, data.corpus.manifest)
+        if isinstance(data, PreparedData)
+        else [],
     )
     with _StopOnSignal() as stop:
         result = run_loop(context, start_step, elapsed_s, tokens_seen, clock_start, stop)
@@ -315,12 +317,13 @@ def _lineage(start_checkpoint: Checkpoint | None, resume: bool) -> dict[str, Any
     return lineage
 
 
-def _earlier_training_hashes(start_checkpoint: Checkpoint | None, resume: bool) -> list[str]:
+def _earlier_training_hashes(start_checkpoint: Checkpoint | None, resume: bool, corpus_manifest: dict[str, Any]) -> list[str]:
     """Return the SHA-256 of every file that the starting checkpoint and its own starting points trained on.
 
-    A resumed run carries the list of its own checkpoint over. A fine-tune adds the starting checkpoint's
-    train split to that checkpoint's list. The result is empty, with a warning, when the starting
-    checkpoint has no readable corpus manifest.
+    A resumed run carries the list of its own checkpoint over, and adds the files that checkpoint trained on
+    which are no longer in the train split of `corpus_manifest` (a renamed file can hash into validation).
+    A fine-tune adds the starting checkpoint's train split to that checkpoint's list. The result is empty,
+    with a warning, when the starting checkpoint has no readable corpus manifest.
     """
     if start_checkpoint is None:
         return []
@@ -328,7 +331,9 @@ def _earlier_training_hashes(start_checkpoint: Checkpoint | None, resume: bool) 
     try:
         manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
         hashes = earlier_training_hashes(manifest)
-        if not resume:
+        if resume:
+            hashes |= own_training_hashes(manifest) - own_training_hashes(corpus_manifest)
+        else:
             hashes |= own_training_hashes(manifest)
     except (OSError, ValueError) as exc:  # ManifestError and JSONDecodeError are ValueErrors
         log.warning(

@@ -18,6 +18,8 @@ from train_runner import RUN_TIMEOUT_S, STDLIB, TINY_RUN_ARGS, metrics_rows, run
 
 from tiny_copilot.model.checkpoint import shipped_checkpoint_path
 from tiny_copilot.training.cli import main
+from tiny_copilot.training.corpus import split_fraction
+from tiny_copilot.training.eval_data import held_out_from_manifest
 
 RESUME_ARGS = ("--max-steps", "150", "--checkpoint-interval", "10", "--eval-interval", "50", "--log-interval", "1")
 CHECKPOINT_INTERVAL = 10
@@ -127,6 +129,28 @@ def test_resume_from_another_folder_finds_relative_data(tmp_path: Path) -> None:
     )  # fmt: skip
     assert resumed.returncode == 0, resumed.stderr
     assert "finished at step 6" in resumed.stdout
+
+
+def test_resume_keeps_renamed_training_file_out_of_eval(tmp_path: Path) -> None:
+    # Renaming a file can move it into the validation split, since the split hashes the path; the
+    # resumed run's manifest then offered `tiny-copilot eval` a file the model had trained on.
+    args = list(TINY_RUN_ARGS)
+    corpus = shutil.copytree(args[args.index("--data") + 1], tmp_path / "corpus")
+    args[args.index("--data") + 1] = str(corpus)
+    run_dir = tmp_path / "run"
+    run_train(*args, "--max-steps", "4", "--out", str(run_dir))
+    first = json.loads((run_dir / "checkpoint" / "corpus_manifest.json").read_text(encoding="utf-8"))
+    trained = next(record for record in first["files"] if record["split"] == "train")
+    new_name = next(f"renamed_{i}.py" for i in range(1000) if split_fraction(f"renamed_{i}.py") < 0.05)
+    (corpus / trained["path"]).rename(corpus / new_name)
+
+    run_train("--resume", "--out", str(run_dir), "--max-steps", "6")
+
+    resumed = json.loads((run_dir / "checkpoint" / "corpus_manifest.json").read_text(encoding="utf-8"))
+    assert any(record["path"] == new_name and record["split"] == "val" for record in resumed["files"])
+    held_out = held_out_from_manifest(resumed)
+    assert new_name not in {file.name for file in held_out.files}
+    assert held_out.left_out.get("in_training_corpus") == 1
 
 
 def test_resume_of_finished_run_asks_for_more_steps(uninterrupted_run: Path, capsys, keep_torch_threads) -> None:
