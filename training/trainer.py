@@ -428,4 +428,8 @@ class _StopOnSignal:
         if self.requested:
             raise KeyboardInterrupt
         self.requested = True
-        log.warning("signal %d received: stopping after this step and saving a checkpoint", signum)
+        log.warning(
+            "%s received: stopping after this step and saving a checkpoint. Ctrl-C again stops at once "
+            "without saving, which loses the steps since the last checkpoint",
+            signal.Signals(signum).name,
+        )
