@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import shlex
 import sys
 from pathlib import Path
 
@@ -31,6 +32,11 @@ def _run(args: argparse.Namespace) -> int:
     from .runs import default_runs_dir, list_runs, summarize_checkpoint
 
     runs_dir = args.runs_dir or default_runs_dir()
+    if args.runs_dir is not None:
+        problem = _runs_dir_problem(args.runs_dir)
+        if problem:
+            print(f"tiny-copilot models: error: {problem}", file=sys.stderr)
+            return 2
     summaries, problems = list_runs(runs_dir)
     shipped = shipped_checkpoint_path()
     if (shipped / "config.json").is_file():
@@ -66,6 +72,24 @@ def _run(args: argparse.Namespace) -> int:
     for problem in problems:
         print(f"skipped {problem}", file=sys.stderr)
     return 0
+
+
+def _runs_dir_problem(runs_dir: Path) -> str | None:
+    """Return why an explicit --runs-dir is not a folder of runs, with what to pass instead, or None."""
+    from tiny_copilot.model.checkpoint import CONFIG_FILE
+
+    from .runs import resolve_checkpoint_dir
+
+    if not runs_dir.exists():
+        return f"--runs-dir {runs_dir} not found; pass the folder that contains your run folders (the parent of a --out folder)"
+    if not runs_dir.is_dir():
+        return f"--runs-dir {runs_dir} is a file, not a folder; pass the folder that contains your run folders"
+    if (resolve_checkpoint_dir(runs_dir) / CONFIG_FILE).is_file():
+        return (
+            f"--runs-dir {runs_dir} is a training run folder; list the folder that contains it: "
+            f"tiny-copilot models --runs-dir {shlex.quote(str(runs_dir.parent))}"
+        )
+    return None
 
 
 def _preset_footnotes(summaries: list) -> list[str]:

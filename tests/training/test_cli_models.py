@@ -60,11 +60,41 @@ def test_models_skips_broken_run_with_reason(trained_checkpoint: Path, tmp_path:
 
 
 def test_models_says_how_to_train_when_empty(tmp_path: Path, capsys) -> None:
+    (tmp_path / "none").mkdir()
     assert main(["models", "--runs-dir", str(tmp_path / "none")]) == 0
     out = capsys.readouterr().out
     assert "tiny-copilot train --time-budget 10m" in out
     # The shipped model is still listed, so the line must not claim that there are no models at all.
     assert "no runs of your own" in out
+
+
+def test_models_default_runs_folder_may_be_missing(tmp_path: Path, monkeypatch, capsys) -> None:
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "fresh-install"))
+    assert main(["models"]) == 0
+    assert "no runs of your own" in capsys.readouterr().out
+
+
+def test_models_rejects_missing_runs_dir(tmp_path: Path, capsys) -> None:
+    # A typo in --runs-dir printed "no runs of your own under ...", as if the folder were empty.
+    missing = tmp_path / "rnus"
+    assert main(["models", "--runs-dir", str(missing)]) == 2
+    error = capsys.readouterr().err
+    assert f"--runs-dir {missing} not found" in error
+
+
+def test_models_rejects_file_as_runs_dir(tmp_path: Path, capsys) -> None:
+    taken = tmp_path / "notes.txt"
+    taken.write_text("keep me\n", encoding="utf-8")
+    assert main(["models", "--runs-dir", str(taken)]) == 2
+    assert f"--runs-dir {taken} is a file, not a folder" in capsys.readouterr().err
+
+
+def test_models_run_folder_as_runs_dir_names_parent(trained_checkpoint: Path, capsys) -> None:
+    run_dir = trained_checkpoint.parent
+    assert main(["models", "--runs-dir", str(run_dir)]) == 2
+    error = capsys.readouterr().err
+    assert f"--runs-dir {run_dir} is a training run folder" in error
+    assert f"tiny-copilot models --runs-dir {run_dir.parent}" in error
 
 
 def _save_run(runs_dir: Path, name: str, tokenizer: CodeTokenizer, meta: dict) -> Path:
@@ -102,13 +132,13 @@ def test_models_shows_recorded_saved_at(small_tokenizer: CodeTokenizer, tmp_path
     assert "2026-01-02 03:04:05" in _row(capsys.readouterr().out, "dated")
 
 
-def test_shipped_model_date_comes_from_config(capsys) -> None:
+def test_shipped_model_date_comes_from_config(tmp_path: Path, capsys) -> None:
     shipped = shipped_checkpoint_path()
     if not (shipped / "config.json").is_file():
         pytest.skip("no default model is installed")
     recorded = json.loads((shipped / "config.json").read_text(encoding="utf-8")).get("saved_at") or "-"
 
-    assert main(["models", "--runs-dir", "/nonexistent-runs-folder"]) == 0
+    assert main(["models", "--runs-dir", str(tmp_path)]) == 0
 
     assert f"  {recorded}  " in _row(capsys.readouterr().out, "default (shipped)")
 
