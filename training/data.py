@@ -32,7 +32,7 @@ from typing import Any
 import numpy as np
 
 from ..model.tokenizer import CodeTokenizer
-from .corpus import DEFAULT_VAL_FRACTION, Corpus, Split, build_corpus, describe_corpus
+from .corpus import DEFAULT_VAL_FRACTION, Corpus, Split, build_corpus, describe_corpus, manifest_sha256
 from .corpus_rules import FileRules
 from .tokenizer_train import (
     AWKWARD_SAMPLES,
@@ -141,6 +141,28 @@ def prepare_data(
     # 3. Token files, reused while corpus and tokenizer are unchanged.
     train, val = build_token_files(corpus, tokenizer, work_dir, log)
     return PreparedData(corpus, tokenizer, report, train, val, work_dir)
+
+
+def reopen_prepared_data(work_dir: Path, tokenizer: CodeTokenizer, expected_manifest_sha256: str) -> PreparedData | None:
+    """Open the token files that an earlier `prepare_data` wrote into `work_dir`, without reading the corpus.
+
+    This lets a run resume after its source files moved or were deleted. Returns None unless the corpus
+    manifest and the intact token files there come from the corpus with `expected_manifest_sha256` and
+    from `tokenizer`. The returned corpus has its manifest but no file texts, and its tokenizer report is
+    empty, because the sources are not read.
+    """
+    manifest = _read_json(work_dir / MANIFEST_FILE)
+    if not isinstance(manifest, dict) or manifest_sha256(manifest) != expected_manifest_sha256:
+        return None
+    key = {"format": TOKEN_FILES_FORMAT, "manifest_sha256": expected_manifest_sha256, "tokenizer_sha256": tokenizer.sha256}
+    meta = _read_json(work_dir / TOKENS_META_FILE)
+    if meta is None or {k: meta.get(k) for k in key} != key or not _token_files_intact(work_dir, meta):
+        return None
+
+    roots = tuple(Path(root) for root in manifest.get("roots", []))
+    corpus = Corpus(roots, (), dict(manifest.get("skipped", {})), manifest, expected_manifest_sha256)
+    train, val = TokenFile.open(work_dir, "train"), TokenFile.open(work_dir, "val")
+    return PreparedData(corpus, tokenizer, measure_tokenizer(tokenizer, {}), train, val, work_dir)
 
 
 def _cached_or_trained_tokenizer(

@@ -27,6 +27,7 @@ import torch
 from torch.nn.parallel import DistributedDataParallel
 
 from tiny_copilot.model.checkpoint import CheckpointError, Checkpoint, load_checkpoint, shipped_checkpoint_path
+from tiny_copilot.model.config import ModelConfig
 from tiny_copilot.model.tokenizer import CodeTokenizer
 from tiny_copilot.model.transformer import GPT
 
@@ -34,7 +35,7 @@ from . import distributed
 from .batches import BatchConfig, BatchSampler, ValidationBatches
 from .data import MANIFEST_FILE
 from .data import TOKENIZER_FILE as DATA_TOKENIZER_FILE
-from .data import PreparedData, TokenFile, prepare_data
+from .data import PreparedData, TokenFile, prepare_data, reopen_prepared_data
 from .eval_data import earlier_training_hashes, own_training_hashes
 from .loop import LoopContext, progress_of, run_loop
 from .runs import MetricsLog, load_optimizer_state, read_training_state, resolve_checkpoint_dir
@@ -126,15 +127,8 @@ def _train(
         model_config = dataclasses.replace(model_config, max_seq_len=config.seq_len)
     data = None
     if group.is_main:
-        data = prepare_data(
-            config.data_paths,
-            config.exclude_globs,
-            vocab_size=model_config.vocab_size,
-            work_dir=run_dir / "data",
-            tokenizer=start_checkpoint.tokenizer if start_checkpoint else None,
-            log=say,
-        )
         saved_corpus = (start_checkpoint.meta.get("corpus") or {}) if start_checkpoint and start_state else {}
+        data = _prepare_or_reopen(config, model_config, run_dir, start_checkpoint, saved_corpus, say)
         if saved_corpus.get("manifest_sha256") not in (None, data.corpus.manifest_sha256):
             say("warning: the corpus changed since the run started, so the resumed run trains on different batches")
     distributed.barrier(group)
@@ -285,6 +279,44 @@ def _plan_execution(
         if chosen != plan.dtype_name:
             plan = dataclasses.replace(plan, autocast_dtype=None if chosen == "float32" else torch.bfloat16)
     return plan, trained
+
+
+def _prepare_or_reopen(
+    config: TrainConfig,
+    model_config: ModelConfig,
+    run_dir: Path,
+    start_checkpoint: Checkpoint | None,
+    saved_corpus: dict[str, Any],
+    say: Callable[[str], None],
+) -> PreparedData:
+    """Prepare the run's data, or for a resumed run whose corpus is gone, reopen the token files it left."""
+    work_dir = run_dir / "data"
+    try:
+        return prepare_data(
+            config.data_paths,
+            config.exclude_globs,
+            vocab_size=model_config.vocab_size,
+            work_dir=work_dir,
+            tokenizer=start_checkpoint.tokenizer if start_checkpoint else None,
+            log=say,
+        )
+    except FileNotFoundError as exc:
+        saved_sha256 = saved_corpus.get("manifest_sha256")
+        if not saved_sha256 or start_checkpoint is None:
+            raise
+        reopened = reopen_prepared_data(work_dir, start_checkpoint.tokenizer, saved_sha256)
+        if reopened is None:
+            raise FileNotFoundError(
+                f"{exc}. The token files in {work_dir} are missing, damaged or from another corpus, so they cannot "
+                f"stand in for it: restore the corpus at {', '.join(config.data_paths) or 'its old place'} to resume, "
+                "or start a new run"
+            ) from exc
+        say(
+            f"warning: the run's corpus is no longer at {', '.join(config.data_paths)}; resuming from the token "
+            f"files in {work_dir}, which hold it already tokenized"
+        )
+        say(f"token files: train {reopened.train.n_tokens:,} tokens, val {reopened.val.n_tokens:,} tokens")
+        return reopened
 
 
 @dataclass(frozen=True)

@@ -153,6 +153,42 @@ def test_resume_keeps_renamed_training_file_out_of_eval(tmp_path: Path) -> None:
     assert held_out.left_out.get("in_training_corpus") == 1
 
 
+def test_resume_after_corpus_removed_uses_token_files(tmp_path: Path) -> None:
+    # The run folder holds the tokenized corpus, yet a moved or deleted source folder stopped --resume
+    # with "corpus path ... does not exist", and --resume rejected a new --data.
+    args = list(TINY_RUN_ARGS)
+    corpus = shutil.copytree(args[args.index("--data") + 1], tmp_path / "corpus")
+    args[args.index("--data") + 1] = str(corpus)
+    run_dir = tmp_path / "run"
+    run_train(*args, "--max-steps", "4", "--out", str(run_dir))
+    shutil.rmtree(corpus)
+
+    resumed = run_train("--resume", "--out", str(run_dir), "--max-steps", "6")
+
+    assert f"resuming from the token files in {run_dir / 'data'}" in resumed.stdout
+    assert "finished at step 6" in resumed.stdout
+    saved = json.loads((run_dir / "checkpoint" / "config.json").read_text(encoding="utf-8"))
+    first_manifest = json.loads((run_dir / "data" / "corpus_manifest.json").read_text(encoding="utf-8"))
+    assert saved["corpus"]["roots"] == first_manifest["roots"]
+
+
+def test_resume_after_corpus_removed_without_token_files_fails(tmp_path: Path, capsys, keep_torch_threads) -> None:
+    args = list(TINY_RUN_ARGS)
+    corpus = shutil.copytree(args[args.index("--data") + 1], tmp_path / "corpus")
+    args[args.index("--data") + 1] = str(corpus)
+    run_dir = tmp_path / "run"
+    run_train(*args, "--max-steps", "4", "--out", str(run_dir))
+    shutil.rmtree(corpus)
+    (run_dir / "data" / "train.tokens.u16").write_bytes(b"")
+
+    assert main(["train", "--resume", "--out", str(run_dir), "--max-steps", "6"]) == 1
+
+    error = capsys.readouterr().err
+    assert f"corpus path {str(corpus)!r} does not exist" in error
+    assert f"restore the corpus at {corpus}" in error
+    assert (run_dir / "checkpoint" / "model.safetensors").is_file()
+
+
 def test_resume_of_finished_run_asks_for_more_steps(uninterrupted_run: Path, capsys, keep_torch_threads) -> None:
     assert main(["train", "--resume", "--out", str(uninterrupted_run)]) == 1
     assert "already finished at step 150" in capsys.readouterr().err
