@@ -264,6 +264,7 @@ def _walk(
         entries = sorted(os.scandir(folder), key=lambda entry: entry.name)
     except OSError as error:
         log.warning("cannot list %s (%s); skipping it", folder, error)
+        collector.skipped[SKIP_UNREADABLE] += 1
         return
     for entry in entries:
         path = Path(entry.path)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import shutil
 import sysconfig
 from pathlib import Path
@@ -450,6 +451,23 @@ def test_unreadable_file_counted(project: Path, monkeypatch: pytest.MonkeyPatch)
     monkeypatch.setattr(Path, "read_bytes", read_bytes)
     corpus = build_corpus([project])
     assert "locked.py" not in used_paths(corpus)
+    assert corpus.skipped == {"unreadable": 1}
+
+
+def test_unreadable_folder_counted(project: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # Tests run as root, where permissions cannot make a folder unreadable, so the listing fails by patch.
+    locked = project / "locked"
+    write(locked / "inside.py", code("inside"))
+    real_scandir = os.scandir
+
+    def scandir(path):
+        if Path(path) == locked:
+            raise PermissionError(13, "Permission denied", str(path))
+        return real_scandir(path)
+
+    monkeypatch.setattr(os, "scandir", scandir)
+    corpus = build_corpus([project])
+    assert "locked/inside.py" not in used_paths(corpus)
     assert corpus.skipped == {"unreadable": 1}
 
 
