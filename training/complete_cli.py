@@ -54,8 +54,14 @@ def cursor_from_location(location: str) -> CursorInput:
         raw = path.read_text(encoding="utf-8")
     except FileNotFoundError:
         raise ValueError(f"file {path} not found") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ValueError(f"cannot read {path} as UTF-8 text: {exc}") from None
+    except IsADirectoryError:
+        raise ValueError(f"{path} is a folder, not a file; pass a source file as FILE:LINE:COL") from None
+    except UnicodeDecodeError as exc:
+        raise ValueError(
+            f"{path} is not UTF-8 text (invalid byte 0x{exc.object[exc.start]:02x} at offset {exc.start}); save it as UTF-8"
+        ) from None
+    except OSError as exc:
+        raise ValueError(f"cannot read {path} ({exc.strerror})") from None
     text = raw.replace("\r\n", "\n").replace("\r", "\n")
     lines = text.split("\n")
     if not 1 <= line <= len(lines):

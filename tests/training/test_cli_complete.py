@@ -103,12 +103,15 @@ def test_location_in_header_gets_language_by_content(tmp_path: Path, header: str
         ("{path}:0:1", "line 0 is outside"),
         ("{path}", "invalid location"),
         ("{missing}:1:1", "not found"),
+        ("{folder}:1:1", "is a folder, not a file; pass a source file"),
+        ("{latin1}:1:1", "is not UTF-8 text (invalid byte 0xe9 at offset 11); save it as UTF-8"),
     ],
 )
 def test_invalid_location_is_reported(untrained_checkpoint: Path, tmp_path: Path, location: str, message: str, capsys) -> None:
     path = tmp_path / "example.py"
     path.write_text(SOURCE, encoding="utf-8")
-    argument = location.format(path=path, missing=tmp_path / "missing.py")
+    (tmp_path / "latin1.py").write_bytes("name = 'caf\xe9'\n".encode("latin-1"))
+    argument = location.format(path=path, missing=tmp_path / "missing.py", folder=tmp_path, latin1=tmp_path / "latin1.py")
 
     assert main(["complete", "--checkpoint", str(untrained_checkpoint), argument]) == 2
     assert message in capsys.readouterr().err
