@@ -155,6 +155,10 @@ def save_run_checkpoint(
     staging = run_dir / f"{CHECKPOINT_DIR}.staging"
     old = run_dir / f"{CHECKPOINT_DIR}.old"
     shutil.rmtree(staging, ignore_errors=True)
+    for leftover in run_dir.glob(f"{CHECKPOINT_DIR}*.tmp-*"):
+        # save_checkpoint names its temporary folder after the process id, so a save killed by
+        # kill -9 left one that no later process would ever replace.
+        shutil.rmtree(leftover, ignore_errors=True)
 
     try:
         _write_staging(staging, model, tokenizer, meta, optimizer, state, extra_json)

@@ -74,6 +74,21 @@ def test_save_replaces_checkpoint_without_leftovers(tmp_path: Path, small_tokeni
     assert read_training_state(tmp_path / "checkpoint").step == 2
 
 
+def test_save_removes_folders_of_killed_saves(tmp_path: Path, small_tokenizer) -> None:
+    # kill -9 during a save leaves its staging folders behind, named after that process's id, and each
+    # later save of the resumed run (another process id) left them there, a model's size each.
+    for leftover in ("checkpoint.staging", "checkpoint.staging.tmp-99999", "checkpoint.tmp-12345"):
+        (tmp_path / leftover).mkdir()
+        (tmp_path / leftover / "model.safetensors").write_bytes(b"partial")
+    model = GPT(CONFIG)
+    optimizer = build_optimizer(model, TrainConfig(), fused=False)
+    state = TrainingState(step=1, elapsed_s=0.0, tokens_seen=0, training_config=TrainConfig().to_dict())
+
+    save_run_checkpoint(tmp_path, model, small_tokenizer, {"step": 1}, optimizer, state)
+
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["checkpoint"]
+
+
 def test_metrics_truncate_drops_rows_after_step(tmp_path: Path) -> None:
     metrics = MetricsLog(tmp_path / "metrics.jsonl")
     for step in range(1, 6):
