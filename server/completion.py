@@ -113,6 +113,11 @@ class Completer:
         if not settings.is_language_enabled(language_id):
             log.debug("completion skipped: language %r is not in enabledLanguages", language_id)
             return None
+        if not text or text.isspace():
+            # With no code to continue, the model writes noise: the shipped model offered "eturn a new
+            # value to be able" in an empty file, the first thing a user sees in a new file.
+            log.debug("completion skipped: the document is blank")
+            return None
 
         text = self._replace_surrogates_near(text, offset)
         context = CursorContext.from_text(text, offset, language_id)
