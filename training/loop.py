@@ -157,66 +157,69 @@ def run_loop(
     window_loss, window_steps, window_s = torch.zeros((), device=ctx.plan.device), 0, 0.0
     tokens_per_s, mfu = 0.0, 0.0
     checkpoint_dir, saved_step, interrupted = None, None, False
-    while True:
-        # 1. Stop at the step limit, before the time budget runs out (keeping room for the final
-        # evaluation), or on Ctrl-C; all ranks agree so that none waits in a collective forever.
-        at_limit = config.max_steps is not None and step >= config.max_steps
-        stop_time = config.stop_time_s
-        out_of_time = stop_time is not None and elapsed() + last_eval_s >= stop_time
-        out_of_time_any, interrupted_any = distributed.max_over_ranks(
-            group, [float(out_of_time), float(stop.requested)], ctx.plan.device
-        )
-        if at_limit or out_of_time_any or interrupted_any:
-            interrupted = bool(interrupted_any) and not (at_limit or out_of_time_any)
-            break
-
-        # 2. One optimizer step.
-        progress = progress_of(config, step, elapsed())
-        lr = config.lr * lr_multiplier(config, step, progress)
-        started = time.perf_counter()
-        loss, grad_norm = _train_step(ctx, step, lr)
-        step += 1
-        tokens_seen += tokens_per_step
-        window_loss += loss
-        window_steps += 1
-        window_s += time.perf_counter() - started
-        if main and step == start_step + 2:
-            # The second step is timed because the first one includes compilation.
-            _warn_if_warmup_outlasts_budget(ctx, step, time.perf_counter() - started, elapsed())
-
-        # 3. Metrics row and progress bar.
-        if step % config.log_interval == 0 and main:
-            tokens_per_s = tokens_per_step * window_steps / window_s
-            mfu = flops_per_token * tokens_per_s / (ctx.plan.peak_flops * group.world_size)
-            train_loss = float(window_loss) / window_steps
-            ctx.metrics.append(
-                {
-                    "kind": "train",
-                    "step": step,
-                    "loss": round(train_loss, 5),
-                    "lr": lr,
-                    "grad_norm": round(float(grad_norm), 4),
-                    "tokens": tokens_seen,
-                    "elapsed_s": round(elapsed(), 2),
-                    "tokens_per_s": round(tokens_per_s, 1),
-                    "mfu": round(mfu, 4),
-                }
+    try:
+        while True:
+            # 1. Stop at the step limit, before the time budget runs out (keeping room for the final
+            # evaluation), or on Ctrl-C; all ranks agree so that none waits in a collective forever.
+            at_limit = config.max_steps is not None and step >= config.max_steps
+            stop_time = config.stop_time_s
+            out_of_time = stop_time is not None and elapsed() + last_eval_s >= stop_time
+            out_of_time_any, interrupted_any = distributed.max_over_ranks(
+                group, [float(out_of_time), float(stop.requested)], ctx.plan.device
             )
-            bar.set_postfix_str(
-                f"step {step} loss {train_loss:.3f} {tokens_per_s / 1000:.1f}k tok/s MFU {100 * mfu:.0f}%", refresh=False
-            )
-            window_loss.zero_()
-            window_steps, window_s = 0, 0.0
-        bar.update(round(100 * progress_of(config, step, elapsed()), 1) - bar.n)
+            if at_limit or out_of_time_any or interrupted_any:
+                interrupted = bool(interrupted_any) and not (at_limit or out_of_time_any)
+                break
 
-        # 4. Evaluation and checkpoint at their intervals.
-        if step % config.eval_interval == 0 and ctx.val_batches is not None:
-            val, last_eval_s = _evaluate(ctx, step, elapsed())
-            val_step = step
-        if step % config.checkpoint_interval == 0:
-            checkpoint_dir = _save(ctx, step, elapsed(), tokens_seen, val)
-            saved_step = step
-    bar.close()
+            # 2. One optimizer step.
+            progress = progress_of(config, step, elapsed())
+            lr = config.lr * lr_multiplier(config, step, progress)
+            started = time.perf_counter()
+            loss, grad_norm = _train_step(ctx, step, lr)
+            step += 1
+            tokens_seen += tokens_per_step
+            window_loss += loss
+            window_steps += 1
+            window_s += time.perf_counter() - started
+            if main and step == start_step + 2:
+                # The second step is timed because the first one includes compilation.
+                _warn_if_warmup_outlasts_budget(ctx, step, time.perf_counter() - started, elapsed())
+
+            # 3. Metrics row and progress bar.
+            if step % config.log_interval == 0 and main:
+                tokens_per_s = tokens_per_step * window_steps / window_s
+                mfu = flops_per_token * tokens_per_s / (ctx.plan.peak_flops * group.world_size)
+                train_loss = float(window_loss) / window_steps
+                ctx.metrics.append(
+                    {
+                        "kind": "train",
+                        "step": step,
+                        "loss": round(train_loss, 5),
+                        "lr": lr,
+                        "grad_norm": round(float(grad_norm), 4),
+                        "tokens": tokens_seen,
+                        "elapsed_s": round(elapsed(), 2),
+                        "tokens_per_s": round(tokens_per_s, 1),
+                        "mfu": round(mfu, 4),
+                    }
+                )
+                bar.set_postfix_str(
+                    f"step {step} loss {train_loss:.3f} {tokens_per_s / 1000:.1f}k tok/s MFU {100 * mfu:.0f}%", refresh=False
+                )
+                window_loss.zero_()
+                window_steps, window_s = 0, 0.0
+            bar.update(round(100 * progress_of(config, step, elapsed()), 1) - bar.n)
+
+            # 4. Evaluation and checkpoint at their intervals.
+            if step % config.eval_interval == 0 and ctx.val_batches is not None:
+                val, last_eval_s = _evaluate(ctx, step, elapsed())
+                val_step = step
+            if step % config.checkpoint_interval == 0:
+                checkpoint_dir = _save(ctx, step, elapsed(), tokens_seen, val)
+                saved_step = step
+    finally:
+        # Also on an error, so that its message starts a line of its own rather than follow the bar.
+        bar.close()
 
     # 5. Final evaluation (unless the user is waiting on Ctrl-C), checkpoint and plot.
     if not interrupted and ctx.val_batches is not None and step % config.eval_interval != 0:

@@ -117,4 +117,6 @@ def test_disk_full_keeps_last_checkpoint(tmp_path: Path, monkeypatch, capsys) ->
     assert f"the checkpoint in {out / 'checkpoint'} is intact, so free disk space" in error
     assert f"tiny-copilot train --resume --out {out}" in error
     assert "Traceback" not in error
+    # The progress bar is closed first, so the message starts its own line.
+    assert any(line.startswith("tiny-copilot train: error: cannot write") for line in error.split("\n"))
     assert (out / "checkpoint" / "model.safetensors").is_file()
