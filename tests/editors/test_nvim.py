@@ -25,7 +25,7 @@ from typing import Any
 
 import pytest
 
-from tiny_copilot.server.settings import SETTINGS_SECTION
+from tiny_copilot.server.settings import SETTINGS_SECTION, ServerSettings
 
 pytestmark = pytest.mark.editor
 
@@ -471,6 +471,33 @@ def test_health_reports_missing_model(editor_name: str, tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize("editor_name", ALL_EDITORS)
+def test_status_names_disabled_language(editor_name: str, tmp_path: Path) -> None:
+    # The status read "running" in a Lua buffer that the server's enabledLanguages leaves out, so
+    # the user got no suggestions and no reason.
+    result = run_scenario(make_editor(editor_name), "status_outside_languages", None, tmp_path).result
+    python_status = result["python_status"]["message"]
+    assert "current buffer: python, suggestions on" in python_status, python_status
+
+    lua_status = result["lua_status"]
+    assert lua_status["level"] == 3, lua_status  # vim.log.levels.WARN
+    assert 'language "lua" is not in the enabledLanguages setting (python, c, cpp)' in lua_status["message"], lua_status
+    assert "settings.enabledLanguages" in lua_status["message"], lua_status
+
+    javascript_status = result["javascript_status"]["message"]
+    assert 'filetype "javascript" is not in the filetypes option (python, lua)' in javascript_status, javascript_status
+
+    health = "\n".join(result["health"])
+    assert 'language "lua" is not in the enabledLanguages setting' in health, health
+    assert "init.lua" in health, health
+    assert 'filetype "javascript" is not in the filetypes option' in health, health
+    assert "app.js" in health, health
+    assert "sample.py" not in health, health
+
+    all_languages = result["lua_status_all_languages"]["message"]
+    assert "current buffer: lua, suggestions on" in all_languages, all_languages
+
+
+@pytest.mark.parametrize("editor_name", ALL_EDITORS)
 def test_saveas_keeps_suggestions(editor_name: str, tmp_path: Path) -> None:
     # Neovim 0.7 never told the server the new name, so it found no such document and suggested nothing.
     run = run_scenario(make_editor(editor_name), "saveas_then_type", None, tmp_path)
@@ -508,6 +535,8 @@ def test_config_rejects_bad_options(editor_name: str, tmp_path: Path) -> None:
         assert fragment in errors[case]
 
     assert result["defaults"]["settings_section"] == SETTINGS_SECTION
+    # :TinyCopilot status tells which languages get suggestions when settings leave them out.
+    assert tuple(result["server_enabled_languages"]) == ServerSettings().enabled_languages
     assert result["resolved"]["filetypes"] == ["lua"]
     assert result["resolved"]["keys"]["dismiss"] is False
     assert result["resolved"]["keys"]["accept"] == "<Tab>"

@@ -534,6 +534,37 @@ function M.health_without_model(t)
   t.record("status_message", messages[#messages])
 end
 
+-- :TinyCopilot status and :checkhealth in buffers that get no suggestions: a Lua buffer that
+-- the plugin attaches but whose language the server's enabledLanguages leaves out, and a
+-- JavaScript buffer outside the plugin's filetypes option.
+function M.status_outside_languages(t)
+  local messages = capture_notifications()
+  local options = vim.tbl_extend("force", t.options(), { filetypes = { "python", "lua" } })
+  start(t, options)
+  vim.cmd("TinyCopilot status")
+  t.record("python_status", messages[#messages])
+
+  local folder = vim.fn.fnamemodify(vim.api.nvim_buf_get_name(0), ":h")
+  vim.cmd("edit " .. vim.fn.fnameescape(folder .. "/init.lua"))
+  t.wait_until("the Lua buffer to be attached", function()
+    return #tiny_copilot().status().attached_buffers == 2
+  end, 10000)
+  vim.cmd("TinyCopilot status")
+  t.record("lua_status", messages[#messages])
+
+  vim.cmd("edit " .. vim.fn.fnameescape(folder .. "/app.js"))
+  vim.cmd("TinyCopilot status")
+  t.record("javascript_status", messages[#messages])
+  t.record("health", health_report())
+
+  -- The plugin reads a nested section and snake_case keys as the server does. Here "*" enables Lua.
+  options.settings = { tinyCopilot = { enabled_languages = { "*" } } }
+  tiny_copilot().setup(options)
+  vim.cmd("buffer " .. vim.fn.bufnr(folder .. "/init.lua"))
+  vim.cmd("TinyCopilot status")
+  t.record("lua_status_all_languages", messages[#messages])
+end
+
 -- Rename the attached buffer with :saveas, then ask for a suggestion in it.
 function M.saveas_then_type(t)
   start(t)
@@ -567,6 +598,7 @@ end
 function M.config(t)
   local config = require("tiny_copilot.config")
   t.record("defaults", config.defaults)
+  t.record("server_enabled_languages", config.SERVER_ENABLED_LANGUAGES)
   local errors = {}
   local bad = {
     unknown = { debounce = 10 },

@@ -36,6 +36,11 @@ M.defaults = {
   },
 }
 
+-- The server's default for its enabledLanguages setting, which a test compares with
+-- ServerSettings.enabled_languages in server/settings.py, and the entry that enables every language.
+M.SERVER_ENABLED_LANGUAGES = { "python", "c", "cpp" }
+M.ALL_LANGUAGES = "*"
+
 local function fail(key, expected, value)
   error(
     string.format(
@@ -112,6 +117,39 @@ local function validate(options)
       fail("keys." .. action, "a key sequence such as \"<Tab>\", or false", lhs)
     end
   end
+end
+
+local function is_language_list(value)
+  if not is_string_list(value, false) then
+    return false
+  end
+  for _, item in ipairs(value) do
+    if vim.trim(item) ~= item then
+      return false
+    end
+  end
+  return true
+end
+
+--- The language ids that the server gives suggestions for, read from `settings` as the server
+--- reads them: flat or under a "tinyCopilot" key, camelCase or snake_case. A missing or invalid
+--- value gives the server's default, which is also what the server falls back to.
+--- NOTE: an empty list is treated as invalid, because Neovim sends an empty Lua table as {}.
+function M.enabled_languages(settings)
+  if settings.tinyCopilot ~= nil then
+    settings = settings.tinyCopilot
+  end
+  if type(settings) ~= "table" then
+    return M.SERVER_ENABLED_LANGUAGES
+  end
+  local languages = settings.enabledLanguages
+  if languages == nil then
+    languages = settings.enabled_languages
+  end
+  if is_language_list(languages) then
+    return languages
+  end
+  return M.SERVER_ENABLED_LANGUAGES
 end
 
 --- A deep copy that keeps vim.NIL (JSON null in settings) as it is: the vim.deepcopy of Neovim

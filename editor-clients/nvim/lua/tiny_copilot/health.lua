@@ -84,6 +84,31 @@ local function check_server(report, status)
   check_model(report, status)
 end
 
+-- File buffers that get no suggestions, grouped by reason, with the buffers' names.
+local function check_buffers(report, tiny_copilot)
+  local reasons = {}
+  local names_by_reason = {}
+  for _, bufnr in ipairs(vim.api.nvim_list_bufs()) do
+    local loaded = vim.api.nvim_buf_is_loaded(bufnr)
+    if loaded and vim.bo[bufnr].buftype == "" and vim.api.nvim_buf_get_name(bufnr) ~= "" then
+      local buffer = tiny_copilot.buffer_status(bufnr)
+      if buffer.reason then
+        if not names_by_reason[buffer.reason] then
+          reasons[#reasons + 1] = buffer
+          names_by_reason[buffer.reason] = {}
+        end
+        table.insert(names_by_reason[buffer.reason], vim.fn.fnamemodify(buffer.name, ":~:."))
+      end
+    end
+  end
+
+  for _, buffer in ipairs(reasons) do
+    local names = table.concat(names_by_reason[buffer.reason], ", ")
+    local advice = buffer.fix:gsub("^%l", string.upper)
+    report.warn(string.format("no suggestions in %s: %s", names, buffer.reason), { advice })
+  end
+end
+
 function M.check()
   local report = reporter()
   report.start("tiny-copilot")
@@ -98,14 +123,16 @@ function M.check()
   local options = tiny_copilot.options()
   report.info(
     string.format(
-      "%s; suggestions %s; filetypes: %s",
+      "%s; suggestions %s; filetypes: %s; enabledLanguages: %s",
       status.frontend == "native" and "using vim.lsp.inline_completion" or "using extmark ghost text",
       status.enabled and "enabled" or "disabled (:TinyCopilot enable)",
-      table.concat(options.filetypes, ", ")
+      table.concat(options.filetypes, ", "),
+      table.concat(require("tiny_copilot.config").enabled_languages(options.settings), ", ")
     )
   )
   check_command(report, options)
   check_server(report, status)
+  check_buffers(report, tiny_copilot)
 end
 
 return M

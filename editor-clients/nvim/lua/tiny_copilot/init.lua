@@ -33,6 +33,15 @@ local function current_buf(bufnr)
   return bufnr
 end
 
+local function filetype_wanted(filetype)
+  for _, allowed in ipairs(state.options.filetypes) do
+    if allowed == "*" or allowed == filetype then
+      return true
+    end
+  end
+  return false
+end
+
 local function wants_buffer(bufnr)
   if not api.nvim_buf_is_valid(bufnr) or vim.bo[bufnr].buftype ~= "" then
     return false
@@ -41,13 +50,33 @@ local function wants_buffer(bufnr)
   if api.nvim_buf_get_name(bufnr) == "" then
     return false
   end
-  local filetype = vim.bo[bufnr].filetype
-  for _, allowed in ipairs(state.options.filetypes) do
-    if allowed == "*" or allowed == filetype then
-      return true
-    end
+  return filetype_wanted(vim.bo[bufnr].filetype)
+end
+
+-- Why buffer `bufnr` can get no suggestions, whatever the server loads: a reason and a fix (nil
+-- when there is none to offer), or nil when the plugin's options and the server's settings allow it.
+local function why_no_suggestions(bufnr)
+  local buftype = vim.bo[bufnr].buftype
+  if buftype ~= "" then
+    return string.format("the buffer is not a file (buftype %q)", buftype), nil
   end
-  return false
+  if api.nvim_buf_get_name(bufnr) == "" then
+    return "the buffer has no file name", "save it with :write {file}"
+  end
+
+  local filetype = vim.bo[bufnr].filetype
+  if not filetype_wanted(filetype) then
+    return string.format("filetype %q is not in the filetypes option (%s)", filetype, table.concat(state.options.filetypes, ", ")),
+      string.format('add "%s" to filetypes in setup()', filetype)
+  end
+
+  -- The client sends the filetype as the LSP language id: the plugin sets no get_language_id.
+  local languages = config.enabled_languages(state.options.settings)
+  if not vim.tbl_contains(languages, config.ALL_LANGUAGES) and not vim.tbl_contains(languages, filetype) then
+    return string.format("language %q is not in the enabledLanguages setting (%s)", filetype, table.concat(languages, ", ")),
+      string.format('add "%s" to settings.enabledLanguages in setup(), or set it to { "*" } for every language', filetype)
+  end
+  return nil
 end
 
 local function can_run(action, bufnr)
@@ -295,6 +324,24 @@ local function model_state(progress)
   return nil
 end
 
+--- Whether buffer `bufnr` (default: current) can get suggestions, as { bufnr, name, filetype,
+--- attached, reason, fix }; `reason` and `fix` are nil when nothing stops them. nil before setup().
+function M.buffer_status(bufnr)
+  if not state.options then
+    return nil
+  end
+  bufnr = current_buf(bufnr)
+  local reason, fix = why_no_suggestions(bufnr)
+  return {
+    bufnr = bufnr,
+    name = api.nvim_buf_get_name(bufnr),
+    filetype = vim.bo[bufnr].filetype,
+    attached = state.attached[bufnr] == true,
+    reason = reason,
+    fix = fix,
+  }
+end
+
 --- A table describing the plugin's state; :TinyCopilot status prints it.
 function M.status()
   local client = server.client()
@@ -316,7 +363,18 @@ function M.status()
     -- The latest error the server reported, such as a checkpoint that failed to load.
     server_error = client and server.last_error() or nil,
     requests_in_flight = state.frontend and state.frontend.pending_count() or 0,
+    current_buffer = M.buffer_status(),
   }
+end
+
+local function current_buffer_line(status)
+  local buffer = status.current_buffer
+  if buffer.reason then
+    local fix = buffer.fix and "; " .. buffer.fix or ""
+    return "current buffer: no suggestions, because " .. buffer.reason .. fix
+  end
+  local switch = status.enabled and "on" or "off everywhere (:TinyCopilot enable)"
+  return string.format("current buffer: %s, suggestions %s", buffer.filetype, switch)
 end
 
 function M.show_status()
@@ -350,7 +408,9 @@ function M.show_status()
     #status.attached_buffers,
     status.requests_in_flight
   )
-  local level = status.model == "not loaded" and vim.log.levels.WARN or vim.log.levels.INFO
+  lines[#lines + 1] = current_buffer_line(status)
+  local blocked = status.model == "not loaded" or status.current_buffer.reason ~= nil
+  local level = blocked and vim.log.levels.WARN or vim.log.levels.INFO
   vim.notify(table.concat(lines, "\n"), level)
 end
 
