@@ -219,3 +219,37 @@ def test_language_disable_command(vsix: Path, untrained_checkpoint: Path, tmp_pa
     languages = report["user_settings"]["tinyCopilot.enabledLanguages"]
     assert "python" not in languages
     assert "c" in languages
+
+
+INLINE_SUGGEST_OFF = "editor.inlineSuggest.enabled=false"
+
+
+def test_status_shows_inline_suggest_off(vsix: Path, untrained_checkpoint: Path, tmp_path: Path) -> None:
+    # With VS Code's inline suggestions turned off no ghost text can appear, and the status bar read "ready".
+    report = drive(
+        vsix, untrained_checkpoint, tmp_path, "inline-suggest-off",
+        "--setting", INLINE_SUGGEST_OFF,
+        "--stop-at-status", "inline suggestions off",
+    )  # fmt: skip
+
+    assert report.get("error") is None, report
+    assert report["status"] == "tiny-copilot: inline suggestions off"
+    assert "editor.inlineSuggest.enabled" in report["tooltip"], report["tooltip"]
+    assert "Turn On VS Code Inline Suggestions" in report["tooltip"], report["tooltip"]
+
+
+def test_inline_suggest_command_brings_ghost(vsix: Path, trained_checkpoint: Path, tmp_path: Path) -> None:
+    # The command that the status bar's tooltip names turns the setting on; the status bar follows
+    # the change to "ready" and ghost text appears.
+    report = drive(
+        vsix, trained_checkpoint, tmp_path, "inline-suggest-turned-on",
+        "--setting", INLINE_SUGGEST_OFF,
+        "--command", "tiny-copilot: Turn On VS Code Inline Suggestions",
+        "--type", "def mul",
+    )  # fmt: skip
+
+    assert report.get("error") is None, report
+    assert report["user_settings"]["editor.inlineSuggest.enabled"] is True, report["user_settings"]
+    assert report["status"] == "tiny-copilot: ready"
+    assert report["ghost"].strip() != ""
+    assert report["after"] == report["before"] + report["ghost"]

@@ -3,12 +3,15 @@ import * as vscode from 'vscode';
 import { ServerController } from './serverController';
 import {
   ALL_LANGUAGES,
+  areInlineSuggestionsOn,
   ENABLED_LANGUAGES_KEY,
+  INLINE_SUGGEST_KEY,
+  INLINE_SUGGEST_SECTION,
   readClientSettings,
   readEnabledLanguages,
   SECTION,
 } from './settings';
-import { STATUS_MENU_COMMAND } from './statusBar';
+import { STATUS_MENU_COMMAND, TURN_ON_INLINE_SUGGESTIONS_COMMAND } from './statusBar';
 
 export function registerCommands(
   controller: ServerController,
@@ -22,6 +25,7 @@ export function registerCommands(
     vscode.commands.registerCommand('tinyCopilot.disableForLanguage', () => setLanguageEnabled(false)),
     vscode.commands.registerCommand('tinyCopilot.showLog', () => outputChannel.show()),
     vscode.commands.registerCommand(STATUS_MENU_COMMAND, () => showStatusMenu()),
+    vscode.commands.registerCommand(TURN_ON_INLINE_SUGGESTIONS_COMMAND, () => turnOnInlineSuggestions()),
   ];
 }
 
@@ -93,14 +97,48 @@ async function updateSetting(key: string, value: unknown): Promise<void> {
   await config.update(key, value, target);
 }
 
+/**
+ * Set VS Code's editor.inlineSuggest.enabled to true in each of the user, workspace and folder
+ * settings (and their sections for the active editor's language) that sets it to false. A false
+ * default, which another extension can contribute, is overridden in the user settings.
+ */
+async function turnOnInlineSuggestions(): Promise<void> {
+  const document = vscode.window.activeTextEditor?.document;
+  const config = vscode.workspace.getConfiguration(INLINE_SUGGEST_SECTION, document);
+  const inspected = config.inspect<boolean>(INLINE_SUGGEST_KEY);
+  const { Global, Workspace, WorkspaceFolder } = vscode.ConfigurationTarget;
+  const levels: [boolean | undefined, vscode.ConfigurationTarget, boolean][] = [
+    [inspected?.globalValue, Global, false],
+    [inspected?.workspaceValue, Workspace, false],
+    [inspected?.workspaceFolderValue, WorkspaceFolder, false],
+    [inspected?.globalLanguageValue, Global, true],
+    [inspected?.workspaceLanguageValue, Workspace, true],
+    [inspected?.workspaceFolderLanguageValue, WorkspaceFolder, true],
+  ];
+  for (const [value, target, inLanguage] of levels) {
+    if (value === false) {
+      await config.update(INLINE_SUGGEST_KEY, true, target, inLanguage);
+    }
+  }
+
+  if (!areInlineSuggestionsOn(document)) {
+    await config.update(INLINE_SUGGEST_KEY, true, Global, inspected?.defaultLanguageValue === false);
+  }
+}
+
 async function showStatusMenu(): Promise<void> {
   const enabled = readClientSettings().enable;
-  const languageId = vscode.window.activeTextEditor?.document.languageId;
-  const items: { label: string; command: string }[] = [
+  const document = vscode.window.activeTextEditor?.document;
+  const languageId = document?.languageId;
+  const items: { label: string; command: string }[] = [];
+  if (!areInlineSuggestionsOn(document)) {
+    items.push({ label: 'Turn on inline suggestions in VS Code settings', command: TURN_ON_INLINE_SUGGESTIONS_COMMAND });
+  }
+  items.push(
     enabled
       ? { label: 'Disable completions everywhere', command: 'tinyCopilot.disable' }
       : { label: 'Enable completions everywhere', command: 'tinyCopilot.enable' },
-  ];
+  );
   if (languageId !== undefined) {
     const languages = readEnabledLanguages();
     const languageOn = languages.includes(ALL_LANGUAGES) || languages.includes(languageId);

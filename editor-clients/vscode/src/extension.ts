@@ -2,7 +2,7 @@
 import * as vscode from 'vscode';
 import { registerCommands } from './commands';
 import { ServerController } from './serverController';
-import { isEnabledFor, SECTION, SERVER_SETTING_KEYS } from './settings';
+import { areInlineSuggestionsOn, INLINE_SUGGEST_SETTING, isEnabledFor, SECTION, SERVER_SETTING_KEYS } from './settings';
 import { StatusBar } from './statusBar';
 
 /** Settings that change how the server is started, so a change restarts it. */
@@ -17,8 +17,9 @@ export async function activate(context: vscode.ExtensionContext): Promise<void> 
   const server = controller;
 
   const updateEnabledHere = (): void => {
-    const languageId = vscode.window.activeTextEditor?.document.languageId;
-    statusBar.setEnabledHere(languageId === undefined || isEnabledFor(languageId));
+    const document = vscode.window.activeTextEditor?.document;
+    statusBar.setEnabledHere(document === undefined || isEnabledFor(document.languageId));
+    statusBar.setInlineSuggestionsOn(areInlineSuggestionsOn(document));
   };
 
   context.subscriptions.push(
@@ -28,6 +29,9 @@ export async function activate(context: vscode.ExtensionContext): Promise<void> 
     ...registerCommands(server, outputChannel),
     vscode.window.onDidChangeActiveTextEditor(updateEnabledHere),
     vscode.workspace.onDidChangeConfiguration(async (event) => {
+      if (event.affectsConfiguration(INLINE_SUGGEST_SETTING)) {
+        updateEnabledHere();
+      }
       if (!event.affectsConfiguration(SECTION)) {
         return;
       }

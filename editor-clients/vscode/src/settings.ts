@@ -70,3 +70,16 @@ export function isEnabledFor(languageId: string): boolean {
   const languages = readEnabledLanguages();
   return languages.includes(ALL_LANGUAGES) || languages.includes(languageId);
 }
+
+/**
+ * VS Code's own switch for ghost text. When it is false, VS Code shows no extension's inline
+ * completions, ours included. The key may also be set per language, so read it for `document`.
+ */
+export const INLINE_SUGGEST_SECTION = 'editor';
+export const INLINE_SUGGEST_KEY = 'inlineSuggest.enabled';
+export const INLINE_SUGGEST_SETTING = `${INLINE_SUGGEST_SECTION}.${INLINE_SUGGEST_KEY}`;
+
+/** Return whether VS Code shows inline suggestions in `document` (or anywhere, without one). */
+export function areInlineSuggestionsOn(document?: vscode.TextDocument): boolean {
+  return vscode.workspace.getConfiguration(INLINE_SUGGEST_SECTION, document).get<boolean>(INLINE_SUGGEST_KEY, true);
+}

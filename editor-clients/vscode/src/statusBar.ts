@@ -9,11 +9,13 @@ export type ServerState =
   | { readonly kind: 'error'; readonly message: string };
 
 export const STATUS_MENU_COMMAND = 'tinyCopilot.showStatusMenu';
+export const TURN_ON_INLINE_SUGGESTIONS_COMMAND = 'tinyCopilot.turnOnInlineSuggestions';
 
 export class StatusBar implements vscode.Disposable {
   private readonly item: vscode.StatusBarItem;
   private serverState: ServerState = { kind: 'stopped' };
   private enabledHere = true;
+  private inlineSuggestionsOn = true;
 
   constructor() {
     this.item = vscode.window.createStatusBarItem('tinyCopilot.status', vscode.StatusBarAlignment.Right, 100);
@@ -35,6 +37,12 @@ export class StatusBar implements vscode.Disposable {
   /** Record whether completions are on for the active editor's language. */
   setEnabledHere(enabled: boolean): void {
     this.enabledHere = enabled;
+    this.render();
+  }
+
+  /** Record whether VS Code's editor.inlineSuggest.enabled is on for the active editor. */
+  setInlineSuggestionsOn(on: boolean): void {
+    this.inlineSuggestionsOn = on;
     this.render();
   }
 
@@ -67,6 +75,13 @@ export class StatusBar implements vscode.Disposable {
     if (!this.enabledHere) {
       this.item.text = '$(circle-slash) tiny-copilot: disabled';
       this.item.tooltip = 'Completions are off for this language or everywhere. Click to turn them on.';
+      return;
+    }
+    if (!this.inlineSuggestionsOn) {
+      this.item.text = '$(circle-slash) tiny-copilot: inline suggestions off';
+      this.item.tooltip =
+        "VS Code's editor.inlineSuggest.enabled setting is off, so no ghost text can appear. " +
+        'Click to turn it on, or run "tiny-copilot: Turn On VS Code Inline Suggestions".';
       return;
     }
     if (state.kind === 'stopped') {

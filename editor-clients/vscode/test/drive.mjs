@@ -30,6 +30,7 @@ import {
   openWorkbench,
   runCommand,
   statusText,
+  statusTooltip,
   waitForGhostText,
   waitForStatus,
 } from './workbench.mjs';
@@ -74,7 +75,7 @@ const HELP = `Usage: node drive.mjs --file FILE --type TEXT [options]
                       id is the last line of PIDFILE with SIGKILL, as a crash would, and wait
                       until the server that the extension starts again reports ready
   --stop-at-status RE stop once the status bar item matches the regular expression RE,
-                      without typing (checks the error and disabled states)
+                      without typing, and report its tooltip (checks the error and disabled states)
   --type-at-status RE start typing once the status bar item matches RE (default: ready);
                       'starting|loading' types before the model is loaded
   --no-retrigger      never run Trigger Inline Suggestion before the first ghost text, so
@@ -237,6 +238,7 @@ async function main() {
       mark('server_restarted');
     }
     if (options.stopAtStatus !== undefined) {
+      report.tooltip = await statusTooltip(page, options.timeoutMs);
       await page.screenshot({ path: path.join(options.artifacts, '02-status.png') });
     } else {
       await typeAndAccept(page, options, workspaceFile, report, mark);

@@ -45,6 +45,16 @@ export async function statusText(page) {
   return (await item.innerText()).trim();
 }
 
+/** Hover over the extension's status bar item and return the text of the tooltip it shows. */
+export async function statusTooltip(page, timeoutMs) {
+  await page.locator('.statusbar-item', { hasText: STATUS_ITEM_TEXT }).first().hover();
+  const hover = page.locator('.workbench-hover').first();
+  await hover.waitFor({ timeout: timeoutMs });
+  const text = (await hover.innerText()).trim();
+  await page.mouse.move(0, 0);
+  return text;
+}
+
 /** Wait until the status bar item's text matches `pattern`, and return the text. */
 export async function waitForStatus(page, pattern, timeoutMs) {
   const deadline = Date.now() + timeoutMs;
