@@ -40,6 +40,10 @@ def document_caches(model: Any) -> int:
     return max(1, min(DOCUMENT_CACHES, KV_CACHE_BUDGET_BYTES // cache_bytes))
 
 
+WARM_UP_TEXT = "x = 1\n"
+"""Document completed once after loading, so that the first forward pass is not the first keystroke's."""
+
+
 class ModelLoadError(Exception):
     """The checkpoint cannot be served; the message names the folder and the fix."""
 
@@ -121,10 +125,11 @@ def load_model(cli_checkpoint: Path | None, settings: ServerSettings, is_cancell
     # The first forward pass allocates buffers and takes several times longer than later ones, so
     # running it here keeps that cost out of the first keystroke's latency. The warm-up checks for
     # cancellation only between decoding steps, and it may stop after one token, so check around it too.
+    # The text must hold code: the completer does not run the model for a blank document.
     try:
         if is_cancelled():
             raise GenerationCancelled()
-        completer.complete("\n", 1, language_id=None, is_cancelled=is_cancelled)
+        completer.complete(WARM_UP_TEXT, len(WARM_UP_TEXT), language_id=None, is_cancelled=is_cancelled)
         if is_cancelled():
             raise GenerationCancelled()
     except GenerationCancelled:

@@ -259,3 +259,19 @@ def test_document_caches_fit_memory_budget() -> None:
     assert document_caches(shipped_shape) == DOCUMENT_CACHES
     # 302 MB for one cache: one document keeps it, as before per-document caches.
     assert document_caches(long_context) == 1
+
+
+def test_loading_warms_up_the_model(untrained_checkpoint: Path, monkeypatch):
+    from tiny_copilot.server.loading import load_model
+
+    generated: list[int] = []
+    generate = Engine.generate
+
+    def counting_generate(self, *args, **kwargs):
+        result = generate(self, *args, **kwargs)
+        generated.append(len(result.token_ids))
+        return result
+
+    monkeypatch.setattr(Engine, "generate", counting_generate)
+    load_model(untrained_checkpoint, ServerSettings(), lambda: False)
+    assert generated and generated[0] >= 1, "the warm-up ran no forward pass"
