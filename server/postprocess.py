@@ -49,7 +49,9 @@ INDENT_SAMPLE_CHARS = 8000
 """Characters before the cursor sampled to detect the document's indentation."""
 
 _LEADING_WHITESPACE = re.compile(r"[ \t]*")
-_INDENTED_LINE = re.compile(r"^[ \t]+\S", re.MULTILINE)
+# A line that starts with whitespace and `*` continues a C block comment (` * text`, ` */`): its one
+# space aligns the star, so it does not show how the file is indented.
+_INDENTED_LINE = re.compile(r"^[ \t]+[^\s*]", re.MULTILINE)
 PYTHON_TRIPLE_QUOTES = ('"""', "'''")
 
 
@@ -400,12 +402,15 @@ def _indent_sample(text: str, line_start: int, line_end: int) -> str:
 
 
 def detect_indent(sample: str) -> IndentStyle:
-    """Detect tabs or spaces and the indentation width from the lines of `sample`; default 4 spaces."""
+    """Detect tabs or spaces and the indentation width from the lines of `sample`; default 4 spaces.
+
+    Lines that start with `*` after their whitespace (block comment continuations) are left out.
+    """
     tab_lines = space_lines = 0
     steps: Counter[int] = Counter()
     previous = 0
     for line in sample.split("\n"):
-        if not line.strip():
+        if not line.strip() or line.lstrip().startswith("*"):
             continue
         leading = _LEADING_WHITESPACE.match(line).group()  # type: ignore[union-attr]
         if leading.startswith("\t"):

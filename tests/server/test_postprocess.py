@@ -245,6 +245,20 @@ def test_indent_at_top_of_file_follows_the_lines_below():
     assert not context_at("def f():\n    pass\n|\ndef g():\n\treturn 1\n").indent.use_tabs
 
 
+LICENCE_HEADER = "/*\n" + "".join(f" * Line {i} of the licence.\n" for i in range(30)) + " */\n"
+
+
+def test_licence_header_comment_does_not_make_a_tab_file_use_spaces():
+    """The ` * ` lines of a C block comment are no indentation: a licence header does not turn a tab file into a space file."""
+    marked = LICENCE_HEADER + "int f(void)\n{\n\tif (x) {\n\t\t|\n\t}\n}\n"
+    context = context_at(marked, "c")
+    assert context.indent.use_tabs
+    assert finalize("a();\n        b();", context, "multi", 8) == ("a();\n\t\tb();", 0)
+    # With the header the only lines above the cursor, the code below it decides.
+    assert context_at(LICENCE_HEADER + "|\nint g(void)\n{\n\treturn 1;\n}\n", "c").indent.use_tabs
+    assert detect_indent(LICENCE_HEADER + "int g(void)\n{\n    return 1;\n}\n") == IndentStyle(use_tabs=False, width=4)
+
+
 def test_indent_follows_space_document():
     marked = "def f():\n    if x:\n        |\n"
     result = finalize("a()\n\t\tb()", context_at(marked), "multi", 8)
