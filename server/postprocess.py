@@ -175,6 +175,8 @@ def cut_index(insertion: str, context: CursorContext, mode: Mode, max_lines: int
     if mode == "single" and not context.at_line_end:
         if _is_word_char(context.line_before[-1:]) and _is_word_char(context.line_after[:1]):
             return 0  # inside a word: any word and its space would split the user's word in two
+        if not context.line_before.strip() and context.line_after[:1] in (" ", "\t"):
+            return 0  # inside the indentation before code: a word there would split the indentation
         return _word_end(insertion, context.line_after)
     first_newline = insertion.find("\n")
     if mode == "single":

@@ -186,6 +186,10 @@ def test_mid_line_suggestion_is_one_word(marked: str, generated: str, accepted: 
         ("SKIP_S|ECRET = 1", "TATE ECRET"),  # "TATE " would give "SKIP_STATE ECRET"
         ("static |int count = 0;", "int count = 0;"),  # "int " would double the word after the cursor
         ("for (int i = 0; |i < n; ++i)", "i < n; ++i)"),
+        # Inside the indentation, before code: "else" would give "  else  return 2".
+        ("def f(x):\n    if x:\n        return 1\n  |  return 2\n", "else"),
+        ("int f(void)\n{\n\t|\tputs(s);\n}\n", "int"),
+        ("|    return 2", "x = 1"),
     ],
 )
 def test_mid_line_unfit_word_dropped(marked: str, generated: str):
