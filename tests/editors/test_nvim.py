@@ -506,6 +506,13 @@ def test_saveas_keeps_suggestions(editor_name: str, tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize("editor_name", ALL_EDITORS + ["nvim-0.12-extmarks"])
+def test_reopened_buffer_gets_suggestions(editor_name: str, tmp_path: Path) -> None:
+    # :bdelete keeps the buffer number, and the plugin took the reopened buffer for one still attached.
+    run = run_scenario(make_editor(editor_name), "bdelete_then_reopen", None, tmp_path)
+    assert run.result["drawn"], run.result
+
+
+@pytest.mark.parametrize("editor_name", ALL_EDITORS + ["nvim-0.12-extmarks"])
 def test_accept_from_expr_mapping(editor_name: str, tmp_path: Path) -> None:
     # The buffer may not change while an <expr> mapping runs: accept() raised E565 (0.12) or
     # "Failed to save undo information" (0.7), and the line stayed as it was.

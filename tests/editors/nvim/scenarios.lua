@@ -576,6 +576,22 @@ function M.saveas_then_type(t)
   t.record("drawn", wait_for_drawn_or_nothing(t, events_before) or vim.NIL)
 end
 
+-- Close the file with :bdelete, open it again, then ask for a suggestion in it.
+function M.bdelete_then_reopen(t)
+  start(t)
+  local path = vim.api.nvim_buf_get_name(0)
+  vim.cmd("bdelete")
+  vim.cmd("edit " .. vim.fn.fnameescape(path))
+  t.wait_until("the reopened buffer to be attached", function()
+    return vim.tbl_contains(tiny_copilot().status().attached_buffers, vim.api.nvim_get_current_buf())
+  end, 5000)
+  vim.api.nvim_buf_set_lines(0, -1, -1, false, { "    total = " })
+  local events_before = #t.request_events
+  vim.api.nvim_win_set_cursor(0, { vim.api.nvim_buf_line_count(0), 0 })
+  t.input("A")
+  t.record("drawn", wait_for_drawn_or_nothing(t, events_before) or vim.NIL)
+end
+
 -- Accept through the Lua function from the user's own <expr> mapping, with a fallback key.
 function M.accept_from_expr_mapping(t)
   start(t, vim.tbl_extend("force", t.options(), { keys = { accept = false } }))

@@ -121,6 +121,16 @@ local function watch_renames(bufnr)
   })
 end
 
+local function detach(bufnr)
+  if not state.attached[bufnr] then
+    return
+  end
+  state.attached[bufnr] = nil
+  state.frontend.detach(bufnr)
+  keymaps.detach(bufnr)
+  pcall(api.nvim_clear_autocmds, { group = AUGROUP, buffer = bufnr })
+end
+
 -- Called by the client for every buffer it attaches, once the server is initialized.
 local function on_attach(_, bufnr)
   if not state.options or state.attached[bufnr] then
@@ -130,6 +140,16 @@ local function on_attach(_, bufnr)
   state.frontend.attach(bufnr)
   keymaps.attach(bufnr, state.options.keys, can_run, run)
   watch_renames(bufnr)
+  -- :bdelete unloads the buffer but keeps its number for the next :edit of the file, and the client
+  -- calls on_attach again then: without this, the buffer would still count as attached and be skipped.
+  api.nvim_create_autocmd("BufUnload", {
+    group = AUGROUP,
+    buffer = bufnr,
+    desc = "tiny-copilot: detach an unloaded buffer, so that reopening it attaches it again",
+    callback = function()
+      detach(bufnr)
+    end,
+  })
 end
 
 -- Requests sent while the model loads get no suggestion; ask again once it is ready, so the
@@ -139,16 +159,6 @@ local function on_progress_end()
   if state.enabled and state.attached[bufnr] and state.frontend.refresh then
     state.frontend.refresh(bufnr)
   end
-end
-
-local function detach(bufnr)
-  if not state.attached[bufnr] then
-    return
-  end
-  state.attached[bufnr] = nil
-  state.frontend.detach(bufnr)
-  keymaps.detach(bufnr)
-  pcall(api.nvim_clear_autocmds, { group = AUGROUP, buffer = bufnr })
 end
 
 -- The server exited on its own: its buffers get no suggestions until a new one serves them.
