@@ -513,6 +513,17 @@ def test_reopened_buffer_gets_suggestions(editor_name: str, tmp_path: Path) -> N
 
 
 @pytest.mark.parametrize("editor_name", ALL_EDITORS + ["nvim-0.12-extmarks"])
+def test_typing_requests_suggestions_for_the_current_file_only(editor_name: str, tmp_path: Path) -> None:
+    # Neovim 0.12's built-in sets up its autocmds for every buffer, so each loaded buffer sent its own
+    # request with the cursor of the current one: two model runs per keystroke with two files open.
+    run = run_scenario(make_editor(editor_name), "type_in_second_file", None, tmp_path)
+    assert run.result["first_buffer_loaded"], run.result
+    requested = re.findall(r"suggestions: (\S+) \d+:\d+ text before the cursor", run.server_log)
+    assert requested, run.server_log[-3000:]
+    assert all(uri.endswith("/second.py") for uri in requested), requested
+
+
+@pytest.mark.parametrize("editor_name", ALL_EDITORS + ["nvim-0.12-extmarks"])
 def test_accept_from_expr_mapping(editor_name: str, tmp_path: Path) -> None:
     # The buffer may not change while an <expr> mapping runs: accept() raised E565 (0.12) or
     # "Failed to save undo information" (0.7), and the line stayed as it was.

@@ -592,6 +592,23 @@ function M.bdelete_then_reopen(t)
   t.record("drawn", wait_for_drawn_or_nothing(t, events_before) or vim.NIL)
 end
 
+-- Open a second file in the same window, keeping the first one loaded, and type in the second.
+function M.type_in_second_file(t)
+  start(t)
+  local second = vim.fn.fnamemodify(vim.api.nvim_buf_get_name(0), ":h") .. "/second.py"
+  vim.fn.writefile({ "def area(width, height):", "    return width * height", "" }, second)
+  vim.cmd("edit " .. vim.fn.fnameescape(second))
+  t.wait_until("the second buffer to be attached", function()
+    return vim.tbl_contains(tiny_copilot().status().attached_buffers, vim.api.nvim_get_current_buf())
+  end, 5000)
+  t.record("first_buffer_loaded", vim.api.nvim_buf_is_loaded(vim.fn.bufnr("sample.py")))
+  vim.api.nvim_win_set_cursor(0, { 2, 0 })
+  local events_before = #t.request_events
+  t.input("A<CR>")
+  t.record("drawn", wait_for_drawn_or_nothing(t, events_before) or vim.NIL)
+  t.input("<Esc>")
+end
+
 -- Accept through the Lua function from the user's own <expr> mapping, with a fallback key.
 function M.accept_from_expr_mapping(t)
   start(t, vim.tbl_extend("force", t.options(), { keys = { accept = false } }))

@@ -212,6 +212,14 @@ local function normalize_newlines(result)
   end
 end
 
+local function is_current_document(params)
+  local document = type(params) == "table" and params.textDocument
+  if type(document) ~= "table" or type(document.uri) ~= "string" then
+    return true
+  end
+  return document.uri == vim.uri_from_bufnr(api.nvim_get_current_buf())
+end
+
 -- Wrap our client's request once, so that the built-in's replies pass normalize_newlines,
 -- drop_empty_midline_ranges, forget_stale_item and draw_at_cursor.
 local wrapped_clients = setmetatable({}, { __mode = "k" })
@@ -222,6 +230,12 @@ local function wrap_requests(client)
   wrapped_clients[client] = true
   local request = client.request
   client.request = function(self, method, params, handler, bufnr)
+    -- NOTE: the built-in of Neovim 0.12-dev (fbb1caf) creates its InsertEnter and CursorMovedI
+    -- autocmds without `buffer`, so each enabled buffer sends a request, with the current window's
+    -- cursor, whenever the user types in any buffer. Only the current buffer's request is sent.
+    if method == METHOD and not is_current_document(params) then
+      return false, nil
+    end
     if method == METHOD and handler then
       local inner = handler
       handler = function(err, result, ctx, ...)
