@@ -2,7 +2,7 @@
 import * as vscode from 'vscode';
 import { registerCommands } from './commands';
 import { ServerController } from './serverController';
-import { areInlineSuggestionsOn, INLINE_SUGGEST_SETTING, isEnabledFor, SECTION, SERVER_SETTING_KEYS } from './settings';
+import { areInlineSuggestionsOn, disabledReason, INLINE_SUGGEST_SETTING, SECTION, SERVER_SETTING_KEYS } from './settings';
 import { StatusBar } from './statusBar';
 
 /** Settings that change how the server is started, so a change restarts it. */
@@ -18,7 +18,7 @@ export async function activate(context: vscode.ExtensionContext): Promise<void> 
 
   const updateEnabledHere = (): void => {
     const document = vscode.window.activeTextEditor?.document;
-    statusBar.setEnabledHere(document === undefined || isEnabledFor(document.languageId));
+    statusBar.setDisabledReason(document === undefined ? undefined : disabledReason(document.languageId));
     statusBar.setInlineSuggestionsOn(areInlineSuggestionsOn(document));
   };
 

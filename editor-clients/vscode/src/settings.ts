@@ -71,6 +71,17 @@ export function isEnabledFor(languageId: string): boolean {
   return languages.includes(ALL_LANGUAGES) || languages.includes(languageId);
 }
 
+/** Say which setting turns completions off for `languageId`; undefined when they are on. */
+export function disabledReason(languageId: string): string | undefined {
+  if (!readClientSettings().enable) {
+    return `Completions are off everywhere (${SECTION}.enable is false).`;
+  }
+  if (!isEnabledFor(languageId)) {
+    return `Completions are off for ${languageId}: it is not in ${SECTION}.${ENABLED_LANGUAGES_KEY}.`;
+  }
+  return undefined;
+}
+
 /**
  * VS Code's own switch for ghost text. When it is false, VS Code shows no extension's inline
  * completions, ours included. The key may also be set per language, so read it for `document`.

@@ -14,7 +14,7 @@ export const TURN_ON_INLINE_SUGGESTIONS_COMMAND = 'tinyCopilot.turnOnInlineSugge
 export class StatusBar implements vscode.Disposable {
   private readonly item: vscode.StatusBarItem;
   private serverState: ServerState = { kind: 'stopped' };
-  private enabledHere = true;
+  private disabledReason: string | undefined;
   private inlineSuggestionsOn = true;
 
   constructor() {
@@ -34,9 +34,9 @@ export class StatusBar implements vscode.Disposable {
     this.render();
   }
 
-  /** Record whether completions are on for the active editor's language. */
-  setEnabledHere(enabled: boolean): void {
-    this.enabledHere = enabled;
+  /** Record why completions are off for the active editor's language; undefined when they are on. */
+  setDisabledReason(reason: string | undefined): void {
+    this.disabledReason = reason;
     this.render();
   }
 
@@ -72,9 +72,9 @@ export class StatusBar implements vscode.Disposable {
       this.item.tooltip = `tiny-copilot is ${state.message}.`;
       return;
     }
-    if (!this.enabledHere) {
+    if (this.disabledReason !== undefined) {
       this.item.text = '$(circle-slash) tiny-copilot: disabled';
-      this.item.tooltip = 'Completions are off for this language or everywhere. Click to turn them on.';
+      this.item.tooltip = `${this.disabledReason} Click to turn them on.`;
       return;
     }
     if (!this.inlineSuggestionsOn) {
