@@ -50,6 +50,19 @@ def shipped_checkpoint_path() -> Path:
     return Path(str(resources.files("tiny_copilot.model").joinpath("shipped")))
 
 
+def replace_folder(staged: Path, path: Path, old: Path) -> None:
+    """Move the complete folder `staged` to `path` with two renames.
+
+    Between them the previous `path` waits at `old`, where `load_checkpoint` looks when a crash
+    lands there, so a checkpoint is always loadable.
+    """
+    if path.exists():
+        shutil.rmtree(old, ignore_errors=True)
+        os.replace(path, old)
+    os.replace(staged, path)
+    shutil.rmtree(old, ignore_errors=True)
+
+
 def save_checkpoint(
     path: Path,
     model: GPT,
@@ -83,11 +96,7 @@ def save_checkpoint(
         shutil.rmtree(tmp, ignore_errors=True)  # a full disk needs the space back
         raise
 
-    if path.exists():
-        shutil.rmtree(old, ignore_errors=True)
-        os.replace(path, old)
-    os.replace(tmp, path)
-    shutil.rmtree(old, ignore_errors=True)
+    replace_folder(tmp, path, old)
 
 
 def write_tensors(tensors: dict[str, torch.Tensor], path: Path) -> None:

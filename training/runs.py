@@ -33,6 +33,7 @@ from tiny_copilot.model.checkpoint import (
     CheckpointError,
     copy_file_mode,
     read_checkpoint_meta,
+    replace_folder,
     save_checkpoint,
     shipped_checkpoint_path,
     write_tensors,
@@ -166,13 +167,7 @@ def save_run_checkpoint(
         shutil.rmtree(staging, ignore_errors=True)  # a full disk needs the space back
         raise
 
-    # Same two-rename swap as save_checkpoint; load_checkpoint falls back to checkpoint.old when a
-    # crash lands between the renames.
-    if final.exists():
-        shutil.rmtree(old, ignore_errors=True)
-        os.replace(final, old)
-    os.replace(staging, final)
-    shutil.rmtree(old, ignore_errors=True)
+    replace_folder(staging, final, old)
     return final
 
 
