@@ -1,7 +1,7 @@
 """Typing in several files in turn: one KV cache for the server against one per document, in one run.
 
 An editor requests suggestions in whichever file has focus. With a single cache, the first request
-after a switch prefills the whole prompt of the other file (about 1k tokens); with a cache per
+after a switch prefills the whole prompt of the other file (about 1k tokens). With a cache per
 document (`server.loading.document_caches`), it prefills only what changed there. For each switching
 pattern, both engines serve the same requests in alternation, so both see the same machine load.
 Each file is typed at a cursor with about 4,000 characters before it, one character per request,

@@ -129,8 +129,8 @@ class TinyCopilotProtocol(LanguageServerProtocol):
         if data.get("jsonrpc") != self.VERSION or (method is not None and not isinstance(method, str)):
             return _rejected(data, INVALID_REQUEST, 'not a JSON-RPC 2.0 message: "jsonrpc" must be "2.0" and "method" a string')
         if method is None and ("result" in data or "error" in data) and not _is_valid_id(data.get("id")):
-            # A response is never answered, or two peers that each reject the other's reply would loop.
-            # A client sends id null in its error reply to a server message it could not read.
+            # The server never replies to a response, because two peers that each reject the other's
+            # reply would loop. A client sends id null in its error response to a message it could not read.
             return RejectedMessage(None, None, False, INVALID_REQUEST, f"a response with id {json.dumps(data.get('id'))[:80]} matches no request", answer=False)
         if has_id and not _is_valid_id(data["id"]):
             return RejectedMessage(None, method, method is not None, INVALID_REQUEST, f"invalid request id {data['id']!r}; use an integer or a string")

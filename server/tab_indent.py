@@ -26,9 +26,10 @@ _INDENT_WITH_TAB = re.compile(r"^[ \t]*\t[ \t]*", re.MULTILINE)
 def spaces_for_tabs(text: str, offset: int, before_chars: int, after_chars: int) -> tuple[str, int]:
     """Return `text` and `offset` with leading tabs replaced by spaces near the cursor.
 
-    Returns the same `text` object when there is no tab to replace. Lines from at least `before_chars` before the cursor to at least `after_chars` after it are
-    converted; the rest of the text is left as it is. On the cursor's line only the whitespace before
-    the cursor changes, so the text after the cursor keeps its characters and its length.
+    The converted lines reach at least `before_chars` before the cursor and `after_chars` after it.
+    The rest of the text is left as it is, and the same `text` object comes back when the region has
+    no tab. On the cursor's line only the whitespace before the cursor changes, so the text after the
+    cursor keeps its characters and its length.
     """
     line_start = text.rfind("\n", 0, offset) + 1
     line_end = _line_end(text, offset)

@@ -350,12 +350,13 @@ def test_popup_menu_hides_suggestion_that_differs(editor_name: str, tmp_path: Pa
 
 @pytest.mark.parametrize("editor_name", ALL_EDITORS + ["nvim-0.12-extmarks"])
 def test_crlf_multiline_accept(editor_name: str, tmp_path: Path) -> None:
-    # The server writes line breaks as "\r\n" in a CRLF file; they were drawn as ^M and each
+    # The server writes line breaks as "\r\n" in a CRLF file. They were drawn as ^M, and each
     # accepted line but the last ended with a "\r" (saved as "\r\r\n").
     result = run_scenario(make_editor(editor_name), "crlf_multiline_accept", None, tmp_path).result
     drawn = result["drawn"]
     assert "\n" in drawn, f"the shipped model suggested one line, so the test proves nothing: {drawn!r}"
-    assert "\r" not in drawn and "^M" not in drawn, drawn
+    assert "\r" not in drawn, drawn
+    assert "^M" not in drawn, drawn
     row, col = result["cursor_before"]
     assert result["text_after"] == insert_at(result["text_before"], row, col, drawn)
     assert "\r" not in result["text_after"]
@@ -414,7 +415,7 @@ def test_suggestion_follows_latest_edit(editor_name: str, checkpoint: Path, tmp_
 @pytest.mark.parametrize("editor_name", ALL_EDITORS)
 def test_killed_server_comes_back(editor_name: str, tmp_path: Path) -> None:
     result = run_scenario(make_editor(editor_name), "server_killed", None, tmp_path).result
-    # The plugin said so, with the way back, and stopped listing the buffer as attached.
+    # The plugin reports the exit with the command that restarts the server, and detaches the buffer.
     reports = [m["message"] for m in result["messages_after_kill"] if m["message"].startswith("tiny-copilot:")]
     assert any("signal 9" in m and ":TinyCopilot restart" in m for m in reports), result["messages_after_kill"]
     assert result["attached_after_kill"] == [], result
@@ -499,7 +500,7 @@ def test_status_names_disabled_language(editor_name: str, tmp_path: Path) -> Non
 
 @pytest.mark.parametrize("editor_name", ALL_EDITORS)
 def test_saveas_keeps_suggestions(editor_name: str, tmp_path: Path) -> None:
-    # Neovim 0.7 never told the server the new name, so it found no such document and suggested nothing.
+    # Neovim 0.7 never sends the new name to the server, which then found no such document and suggested nothing.
     run = run_scenario(make_editor(editor_name), "saveas_then_type", None, tmp_path)
     assert run.result["drawn"], run.result
     assert "the document is not open" not in run.server_log
@@ -553,7 +554,7 @@ def test_config_rejects_bad_options(editor_name: str, tmp_path: Path) -> None:
         assert fragment in errors[case]
 
     assert result["defaults"]["settings_section"] == SETTINGS_SECTION
-    # :TinyCopilot status tells which languages get suggestions when settings leave them out.
+    # :TinyCopilot status names the languages that get suggestions when the settings leave them out.
     assert tuple(result["server_enabled_languages"]) == ServerSettings().enabled_languages
     assert result["resolved"]["filetypes"] == ["lua"]
     assert result["resolved"]["keys"]["dismiss"] is False

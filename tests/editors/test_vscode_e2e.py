@@ -216,8 +216,9 @@ def test_language_disable_command(vsix: Path, untrained_checkpoint: Path, tmp_pa
 
     assert report.get("error") is None, report
     assert report["status"] == "tiny-copilot: disabled"
-    # The tooltip said "off for this language or everywhere"; it names the language and the setting.
-    assert "python" in report["tooltip"] and "tinyCopilot.enabledLanguages" in report["tooltip"], report["tooltip"]
+    # The tooltip used to read "off for this language or everywhere". It names the language and the setting.
+    assert "python" in report["tooltip"], report["tooltip"]
+    assert "tinyCopilot.enabledLanguages" in report["tooltip"], report["tooltip"]
     languages = report["user_settings"]["tinyCopilot.enabledLanguages"]
     assert "python" not in languages
     assert "c" in languages

@@ -90,7 +90,7 @@ def test_data_of_only_training_files_is_rejected(manifest, corpus_dir, tmp_path)
 
 
 def test_empty_validation_split_says_so(tmp_path):
-    # A corpus of one one-line file holds nothing out, and the error blamed "no readable file".
+    # A corpus of one one-line file has an empty validation split, and the error blamed "no readable file".
     (tmp_path / "only.py").write_text("x = 1\n", encoding="utf-8")
     manifest = build_corpus([tmp_path]).manifest
 

@@ -228,8 +228,8 @@ def with_tabs(text: str) -> str:
     return re.sub(r"(?m)^ +", lambda match: "\t" * (len(match.group()) // 4) + " " * (len(match.group()) % 4), text)
 
 
-def test_tab_indented_document_gets_the_suggestion_of_its_spaced_twin(trained_completer: Completer):
-    """The model sees the tab-indented file with spaces, and the suggestion comes back with tabs."""
+def test_tab_document_matches_spaced_twin(trained_completer: Completer):
+    """The prompt shows the tab-indented file with spaces, and the suggestion comes back with tabs."""
     # Multi-line suggestions at every line end, so that some lines of suggestions carry indentation.
     completer = Completer(trained_completer.engine, ServerSettings(max_new_tokens=24, multiline="always"))
     tabbed_document = with_tabs(HELD_OUT)

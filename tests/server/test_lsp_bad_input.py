@@ -182,10 +182,10 @@ def test_non_message_gets_invalid_request(wire: WireClient, body: bytes) -> None
     [{"id": None, "error": {"code": -32700, "message": "Parse error"}}, {"id": [1], "result": None}, {"id": None, "result": 3}],
 )
 def test_response_with_unusable_id_gets_no_reply(wire: WireClient, response: dict) -> None:
-    """A client's error reply to a message it could not read has id null; answering it could start a loop."""
+    """A client's error response to a message it could not read has id null, and a reply to it could start a loop."""
     before = len(wire.responses.get(None, {}).get("all", []))
     wire.send(response)
-    # The server reads messages in order, so a reply to the response would arrive before this answer.
+    # The server reads messages in order, so a reply to the response would arrive before this result.
     assert_still_serving(wire)
     assert len(wire.responses.get(None, {}).get("all", [])) == before
 

@@ -290,15 +290,15 @@ class ConfigurationReplyClient(WireClient):
 
 
 @pytest.mark.parametrize(("reply", "shown"), [(None, "null"), ({"maxNewTokens": 3}, '{"maxNewTokens": 3}')])
-def test_configuration_result_that_is_not_an_array_is_logged(
+def test_non_array_configuration_is_logged(
     untrained_checkpoint: Path, tmp_path: Path, reply: object, shown: str
 ) -> None:
     log_file = tmp_path / "server.log"
     wire = ConfigurationReplyClient(reply, ["--stdio", "-v", "--checkpoint", str(untrained_checkpoint)], log_file=log_file)
     wire.initialize({"workspace": {"configuration": True}})
     wire.notify("workspace/didChangeConfiguration", {"settings": None})
-    # Without the fallback a null response was rejected, and the server waited for it forever without
-    # a message; an object was read as the list of its keys, and its first key as the settings.
+    # Without the fallback, a null response was rejected and the server waited for it forever without
+    # a message. An object was read as the list of its keys, and its first key as the settings.
     expected = f"workspace/configuration returned {shown}, not an array"
     deadline = time.monotonic() + 10
     while expected not in log_file.read_text():
@@ -310,7 +310,7 @@ def test_configuration_result_that_is_not_an_array_is_logged(
 
 
 def test_pulled_settings_are_applied(untrained_checkpoint: Path, tmp_path: Path) -> None:
-    """A client that sends didChangeConfiguration without settings answers workspace/configuration with them."""
+    """A client that sends didChangeConfiguration without settings returns them from workspace/configuration."""
     log_file = tmp_path / "server.log"
     reply = [{"temperature": "warm"}]
     wire = ConfigurationReplyClient(reply, ["--stdio", "-v", "--checkpoint", str(untrained_checkpoint)], log_file=log_file)

@@ -241,7 +241,7 @@ def test_indent_follows_tab_document():
     assert result == ("a();\n\t\tb();", 0)
 
 
-def test_indent_at_top_of_file_follows_the_lines_below():
+def test_top_of_file_indent_from_below():
     """With no indented line above the cursor yet, the indentation below it decides."""
     assert context_at("import os\n|\ndef f():\n\treturn 1\n").indent.use_tabs
     assert context_at("import os\n|\ndef f():\n  return 1\n").indent == IndentStyle(use_tabs=False, width=2)

@@ -208,7 +208,7 @@ def test_unused_exclude_is_warned(project: Path, monkeypatch, caplog: pytest.Log
 @pytest.mark.parametrize("pattern", [".env", "*.pem", "build/", "build/gen.py", "node_modules/", "**/left-pad/index.py"])
 def test_exclude_of_skipped_path_not_warned(project: Path, pattern: str, caplog: pytest.LogCaptureFixture) -> None:
     # Skip rules such as `build/` and `.env` apply before --exclude, so these patterns found nothing to
-    # match although they name existing files, and the warning said they left nothing out.
+    # match although they name existing files, and the warning claimed they left nothing out.
     write(project / ".env", "TOKEN=abc\n")
     write(project / "certs" / "server.pem", "cert\n")
     write(project / "build" / "gen.py", code("gen"))

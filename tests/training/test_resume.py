@@ -132,7 +132,7 @@ def test_resume_from_another_folder_finds_relative_data(tmp_path: Path) -> None:
 
 
 def test_resume_keeps_renamed_training_file_out_of_eval(tmp_path: Path) -> None:
-    # Renaming a file can move it into the validation split, since the split hashes the path; the
+    # Renaming a file can move it into the validation split, because the split hashes the path. The
     # resumed run's manifest then offered `tiny-copilot eval` a file the model had trained on.
     args = list(TINY_RUN_ARGS)
     corpus = shutil.copytree(args[args.index("--data") + 1], tmp_path / "corpus")
@@ -154,7 +154,7 @@ def test_resume_keeps_renamed_training_file_out_of_eval(tmp_path: Path) -> None:
 
 
 def test_resume_after_corpus_removed_uses_token_files(tmp_path: Path) -> None:
-    # The run folder holds the tokenized corpus, yet a moved or deleted source folder stopped --resume
+    # The run folder contains the tokenized corpus, yet a moved or deleted source folder stopped --resume
     # with "corpus path ... does not exist", and --resume rejected a new --data.
     args = list(TINY_RUN_ARGS)
     corpus = shutil.copytree(args[args.index("--data") + 1], tmp_path / "corpus")

@@ -1,4 +1,4 @@
-"""Ctrl-C during training: the first asks for a checkpoint, the second stops at once."""
+"""Ctrl-C during training: the first requests a checkpoint, the second stops at once."""
 
 from __future__ import annotations
 
